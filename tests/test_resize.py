@@ -1,0 +1,149 @@
+"""The resize stage: sizes, frame counts, resampling, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+from cprcoach.errors import VideoError
+from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
+
+
+def decoded_frames(path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def clips_in(folder):
+    return [ClipSpec("rgb", 96, 64, folder / "clip.rgb.mp4"), ClipSpec("pose", 160, 84, folder / "clip.pose.mp4")]
+
+
+def resize(source, folder, **kwargs):
+    options = {"source_width": 160, "source_height": 84, "fps": 25, "settings": EncoderSettings(threads=1)}
+    return resize_video(source, clips_in(folder), folder / "clip.probe.json", **{**options, **kwargs})
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.glob("*") if p.is_file())
+
+
+def test_one_pass_writes_every_clip(video_factory, tmp_path):
+    source = video_factory(frames=50)
+    out = tmp_path / "out"
+    sidecar = resize(source, out)
+    assert leftovers(out) == ["clip.pose.mp4", "clip.probe.json", "clip.rgb.mp4"]
+    for clip in clips_in(out):
+        with av.open(str(clip.path)) as container:
+            stream = container.streams.video[0]
+            assert (stream.codec_context.name, stream.codec_context.width, stream.codec_context.height) == (
+                "h264",
+                clip.width,
+                clip.height,
+            )
+            assert stream.average_rate == 25
+        assert abs(decoded_frames(clip.path) - 50) <= 1
+    written = json.loads((out / "clip.probe.json").read_text())
+    assert written == sidecar
+    assert written["source"] | {"path": None, "size_bytes": None, "bit_rate": None} == {
+        "path": None,
+        "size_bytes": None,
+        "bit_rate": None,
+        "codec": "h264",
+        "width": 160,
+        "height": 84,
+        "fps": 25.0,
+        "frames": 50,
+        "duration": 2.0,
+        "pix_fmt": "yuv420p",
+        "has_audio": False,
+    }
+    assert written["resampled"] is False and written["warnings"] == []
+    assert {name: clip["frames"] for name, clip in written["clips"].items()} == {"rgb": 50, "pose": 50}
+
+
+def test_other_frame_rates_are_resampled_with_a_warning(video_factory, tmp_path, caplog):
+    source = video_factory(fps=30, frames=60)
+    sidecar = resize(source, tmp_path / "out")
+    assert sidecar["resampled"] is True
+    assert "recorded at 30.000 fps, resampled to 25 fps" in sidecar["warnings"][0]
+    assert "resampled to 25 fps" in caplog.text
+    assert abs(decoded_frames(tmp_path / "out" / "clip.rgb.mp4") - 50) <= 1
+
+
+def test_audio_is_dropped(video_factory, tmp_path):
+    sidecar = resize(video_factory(audio=True), tmp_path / "out")
+    assert sidecar["source"]["has_audio"] is True
+    with av.open(str(tmp_path / "out" / "clip.rgb.mp4")) as container:
+        assert not container.streams.audio
+
+
+def test_wrong_size_is_an_error_that_names_the_fix(video_factory, tmp_path):
+    source = video_factory(width=192, height=108)
+    with pytest.raises(VideoError) as error:
+        resize(source, tmp_path / "out")
+    assert str(source) in str(error.value)
+    assert "video is 192x108, but video.source says 160x84" in str(error.value)
+    assert "set video.source to {width: 192, height: 108}" in str(error.value)
+    assert leftovers(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda f, p: p.write_bytes(b""), "empty (0 bytes)"),
+        (lambda f, p: p.write_bytes(b"\x00not a video" * 300), "cannot read the video"),
+        (lambda f, p: f("tone.mp4", video=False, audio=True).rename(p), "no video stream"),
+        (
+            lambda f, p: p.write_bytes(f("whole.mp4", frames=50, faststart=False).read_bytes()[:6000]),
+            "cannot read the video",
+        ),
+        (lambda f, p: p.write_bytes(f("whole.mp4", frames=50).read_bytes()[:-20000]), "the file is truncated"),
+    ],
+    ids=["zero-byte", "garbage", "audio-only", "truncated-no-index", "truncated-frames"],
+)
+def test_bad_input_is_named_and_leaves_nothing(video_factory, tmp_path, make, message):
+    source = tmp_path / "bad.mp4"
+    make(video_factory, source)
+    with pytest.raises(VideoError) as error:
+        resize(source, tmp_path / "out")
+    assert message in str(error.value)
+    assert str(error.value).startswith(str(source)) and "fix:" in str(error.value)
+    assert leftovers(tmp_path / "out") == []
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path):
+    source = tmp_path / "empty.mp4"
+    source.write_bytes(b"")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cprcoach.video",
+            "resize",
+            str(source),
+            "--clip",
+            f"rgb=96x64:{tmp_path}/o.mp4",
+            "--probe",
+            str(tmp_path / "o.json"),
+            "--source-size",
+            "160x84",
+            "--fps",
+            "25",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"cprcoach: error: {source}: video file is empty")
+    assert "Traceback" not in result.stderr
+
+
+def test_clip_spec_rejects_odd_sizes():
+    assert ClipSpec.parse("rgb=340x256:a/b.mp4") == ClipSpec("rgb", 340, 256, Path("a/b.mp4"))
+    with pytest.raises(Exception, match="even width and height"):
+        ClipSpec.parse("rgb=341x256:a.mp4")

@@ -1,0 +1,115 @@
+"""End to end: the real Snakefile on the synthetic test dataset, then incremental rebuilds."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from cprcoach.config import load_config
+from cprcoach.samples import read_sheet
+from cprcoach.synth.dataset import generate_dataset
+
+pytestmark = pytest.mark.slow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), "--cores", "2", *args], capture_output=True, text=True, env=ENV
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Jobs a dry run would execute, by rule (from its job-stats table)."""
+    output = snakemake(workdir, "--dry-run").stdout
+    if "Nothing to be done" in output:
+        return {}
+    table = output.split("Job stats:")[1].split("Reasons:")[0]
+    return {m[0]: int(m[1]) for m in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M) if m[0] != "total"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A work folder with the test config; the third participant's videos wait in `staged`."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = yaml.safe_load((REPO / "config.test.yaml").read_text())
+    config["raw_dir"] = str(workdir / "raw")
+    config["results_dir"] = str(workdir / "results")
+    config["synth"]["participants"] = 3
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    staged = workdir / "staged"
+    generate_dataset(load_config(workdir / "config.yaml"), raw_dir=staged)
+    for participant in ["P01", "P02"]:
+        shutil.copytree(staged / participant, workdir / "raw" / participant)
+    return workdir, config
+
+
+def test_lint_is_clean(project):
+    workdir, _ = project
+    result = snakemake(workdir, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_full_run_then_incremental_rebuild(project):
+    workdir, config = project
+    results = Path(config["results_dir"])
+    labels = config["synth"]["singles"] + config["synth"]["composites"]
+    per_participant = len(labels) * len(config["views"])
+
+    first = planned_jobs(workdir)
+    assert first == {
+        "all": 1,
+        "resized_clips": 2 * per_participant,
+        "sample_sheet": 1,
+        "video_table": 1,
+        "views_contact_sheet": 1,
+    }
+    snakemake(workdir)
+    sheet = read_sheet(results / "samples.tsv")
+    assert len(sheet) == 2 * per_participant
+    assert set(sheet.loc[sheet.participant == "P02", "split"]) == {"test"}  # held out
+    table = (results / "tables" / "videos.tsv").read_text().splitlines()
+    assert len(table) == 1 + 2 * per_participant
+    for sample in sheet.itertuples():
+        for clip in config["video"]["clips"]:
+            assert (
+                results / "clips" / sample.participant / sample.view / f"{sample.label}_{sample.take}.{clip}.mp4"
+            ).stat().st_size > 0
+    assert (results / "plots" / "views.png").read_bytes()[:4] == b"\x89PNG"
+    assert planned_jobs(workdir) == {}  # nothing new: nothing runs
+
+    shutil.copytree(workdir / "staged" / "P03", workdir / "raw" / "P03")
+    before = {p: p.stat().st_mtime_ns for p in (results / "clips").rglob("*.mp4")}
+    assert planned_jobs(workdir) == {"all": 1, "resized_clips": per_participant, "sample_sheet": 1, "video_table": 1}
+    snakemake(workdir)
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in before.items())  # old clips untouched
+    assert len(read_sheet(results / "samples.tsv")) == 3 * per_participant
+    assert planned_jobs(workdir) == {}
+
+
+def test_bad_raw_names_stop_the_workflow_with_one_message(project, tmp_path):
+    workdir, config = project
+    bad = tmp_path / "bad"
+    shutil.copytree(workdir, bad, ignore=shutil.ignore_patterns(".snakemake", "results", "staged"))
+    bad_config = {**config, "raw_dir": str(bad / "raw"), "results_dir": str(bad / "results")}
+    (bad / "config.yaml").write_text(yaml.safe_dump(bad_config))
+    (bad / "raw" / "P01" / "V1" / "E00_01.mp4").rename(bad / "raw" / "P01" / "V1" / "E0_01.mp4")
+    result = snakemake(bad, "--dry-run", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "unknown class codes" in output and "P01/V1/E0_01.mp4 (label E0)" in output
+    assert "recordings missing a view" in output and "P01 E00 take 1: missing V1" in output
+    assert "Traceback" not in output

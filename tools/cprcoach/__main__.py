@@ -1,0 +1,3 @@
+from cprcoach.cli import main
+
+main()

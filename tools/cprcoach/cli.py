@@ -1,0 +1,17 @@
+"""cprcoach: one command per stage; `cprcoach STAGE` is also `python -m cprcoach.STAGE`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cprcoach.dispatch import dispatch, run_module_main
+
+STAGES = {
+    "synth": ("cprcoach.synth.dataset", "render the synthetic CPR-Coach-like dataset"),
+    "samples": ("cprcoach.samples", "discover the raw videos and write the sample sheet"),
+    "video": ("cprcoach.video.cli", "resize raw videos, summarise them, benchmark the resize pass"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    dispatch("cprcoach", __doc__, STAGES, argv, run_module_main)

@@ -1,0 +1,13 @@
+"""One logging setup for every cprcoach command."""
+
+from __future__ import annotations
+
+import logging
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )

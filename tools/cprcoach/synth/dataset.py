@@ -1,0 +1,200 @@
+"""`cprcoach synth`: choose the labels, lay out the files, render every video in parallel."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import logging
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from cprcoach.classes import ClassTable, load_classes
+from cprcoach.config import load_config
+from cprcoach.errors import ConfigError, cli_errors
+from cprcoach.logs import setup_logging
+from cprcoach.synth.camera import make_camera, make_rig
+from cprcoach.synth.motion import ERROR_EFFECTS
+from cprcoach.synth.render import render_frames
+from cprcoach.synth.sidecar import build_sidecar, sidecar_path, write_sidecar
+from cprcoach.synth.take import VideoSpec, simulate
+from cprcoach.video.encode import H264Writer
+
+log = logging.getLogger("cprcoach.synth")
+
+
+def select_labels(table: ClassTable, singles: str | list[str], composites: str | int | list[str]) -> list[str]:
+    """The classes to record: synth.singles then synth.composites, checked against the table.
+
+    An integer n of composites takes n spread evenly over the table's composite list, so
+    2-, 3- and 4-error classes all appear.
+    """
+    chosen_singles = table.single_codes if singles == "all" else list(singles)
+    if composites == "all":
+        chosen_composites = table.composite_codes
+    elif isinstance(composites, int):
+        listed = table.composite_codes
+        picks = (
+            np.unique(np.round(np.linspace(0, len(listed) - 1, min(composites, len(listed)))).astype(int))
+            if composites and listed
+            else []
+        )
+        chosen_composites = [listed[i] for i in picks]
+    else:
+        chosen_composites = list(composites)
+    problems = [
+        f"{c} (not a single class)" for c in chosen_singles if not (table.is_known(c) and not table.is_composite(c))
+    ]
+    problems += [f"{c} (not a composite class)" for c in chosen_composites if not table.is_composite(c)]
+    if problems:
+        raise ConfigError(
+            "unknown class codes in synth: " + ", ".join(problems),
+            path=table.source,
+            fix='use codes of the class table in synth.singles / synth.composites, or "all"',
+        )
+    labels = chosen_singles + chosen_composites
+    unsupported = sorted({e for code in labels for e in table.errors_of(code) if e != "E00" and e not in ERROR_EFFECTS})
+    if unsupported:
+        raise ConfigError(
+            f"the synthetic generator has no physical model for {', '.join(unsupported)}",
+            path=table.source,
+            fix=f"synthesise only labels made of {', '.join(sorted(ERROR_EFFECTS))}",
+        )
+    return labels
+
+
+def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> list[VideoSpec]:
+    """Every video of the synthetic dataset, in a fixed order (participant, view, label, take)."""
+    synth = config.get("synth", {})
+    table = load_classes(config.get("classes"))
+    labels = select_labels(table, synth.get("singles", "all"), synth.get("composites", 12))
+    source = config["video"]["source"]
+    width, height, fps = int(source["width"]), int(source["height"]), float(source["fps"])
+    views = list(config["views"])
+    make_rig(views, width, height)  # reject a view count the rig cannot place, before any work
+    frames = max(1, round(float(synth.get("seconds", 4.0)) * fps))
+    root = Path(raw_dir if raw_dir is not None else config["raw_dir"])
+    specs = []
+    for participant in range(1, int(synth.get("participants", 3)) + 1):
+        for view_index, view in enumerate(views):
+            for label in labels:
+                for take in range(1, int(synth.get("takes", 1)) + 1):
+                    name = config.get("raw_pattern", "{participant}/{view}/{label}_{take}.mp4").format(
+                        participant=f"P{participant:02d}", view=view, label=label, take=f"{take:02d}"
+                    )
+                    specs.append(
+                        VideoSpec(
+                            path=root / name,
+                            participant=participant,
+                            view=view,
+                            view_index=view_index,
+                            label=label,
+                            errors=tuple(table.errors_of(label)),
+                            multi_hot=tuple(int(v) for v in table.multi_hot(label)),
+                            take=take,
+                            width=width,
+                            height=height,
+                            fps=fps,
+                            frames=frames,
+                            seed=int(synth.get("seed", 0)),
+                            noise=float(synth.get("noise", 3.0)),
+                        )
+                    )
+    return specs
+
+
+def render_video(spec: VideoSpec) -> Path:
+    """Render, encode and write one video, then its sidecar (so a sidecar means a finished video)."""
+    take = simulate(spec)
+    with H264Writer(spec.path, spec.width, spec.height, spec.fps, crf=spec.crf, preset=spec.preset) as writer:
+        for frame in render_frames(spec, take):
+            writer.write(frame)
+    camera = make_camera(spec.view_index, spec.view, spec.width, spec.height)
+    write_sidecar(sidecar_path(spec.path), build_sidecar(spec, take, camera))
+    return spec.path
+
+
+def is_done(spec: VideoSpec) -> bool:
+    return spec.path.exists() and sidecar_path(spec.path).exists()
+
+
+def _init_worker() -> None:
+    # One process per video already fills the cores; OpenCV's own threads would only contend.
+    cv2.setNumThreads(1)
+
+
+def generate_dataset(config: dict[str, Any], raw_dir: str | Path | None = None, force: bool = False) -> list[Path]:
+    """Render the synthetic dataset described by a validated config; returns every video's path.
+
+    Videos whose .mp4 and .gt.json both exist are kept unless `force`.
+    """
+    started = time.perf_counter()
+    specs = video_specs(config, raw_dir)
+    todo = []
+    for spec in specs:
+        if not force and is_done(spec):
+            log.debug("skip %s: video and sidecar exist", spec.path)
+        else:
+            todo.append(spec)
+    skipped = len(specs) - len(todo)
+    if skipped:
+        log.info("skipping %d of %d videos already rendered (--force re-renders them)", skipped, len(specs))
+    workers = min(int(config.get("synth", {}).get("workers", 2)), max(1, len(todo)))
+    progress = tqdm(total=len(todo), desc="synth", unit="video", disable=not todo)
+    try:
+        if workers <= 1:
+            for spec in todo:
+                render_video(spec)
+                progress.update()
+        else:
+            # spawn, not fork: forking a parent that runs threads (tqdm's monitor, a test runner's)
+            # can leave a worker blocked forever on a lock copied in the held state.
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+                futures = [pool.submit(render_video, spec) for spec in todo]
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        future.result()
+                        progress.update()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    per_video = f", {seconds / len(todo):.2f} s per video" if todo else ""
+    log.info("wrote %d videos, skipped %d, in %.1f s%s", len(todo), skipped, seconds, per_video)
+    return [spec.path for spec in specs]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default="config.yaml", help="config.yaml (its synth:, video.source, views, raw_dir, raw_pattern)"
+    )
+    parser.add_argument("--raw-dir", help="write here instead of the configured raw_dir")
+    parser.add_argument("--force", action="store_true", help="re-render videos that already exist")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.verbose)
+    generate_dataset(load_config(args.config), raw_dir=args.raw_dir, force=args.force)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cprcoach synth", description="Render the deterministic synthetic CPR-Coach-like dataset."
+    )
+    add_arguments(parser)
+    return parser
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
