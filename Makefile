@@ -27,7 +27,7 @@ data: setup
 	$(BIN)/cprcoach synth --config $(CONFIG)
 
 demo: data
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --quiet rules
 	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
 
 test: setup

@@ -22,13 +22,14 @@ log = logging.getLogger(__name__)
 
 
 def middle_frame(path: str | Path) -> np.ndarray:
-    """Decode the middle frame of a (small) clip as RGB."""
+    """Decode the middle frame of a clip as RGB (decoding stops there)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
-    if not frames:
-        raise VideoError("clip has no frames", path=path, fix="delete it and rerun the workflow")
-    return frames[len(frames) // 2]
+        middle = stream.frames // 2
+        for index, frame in enumerate(container.decode(stream)):
+            if index == middle:
+                return frame.to_ndarray(format="rgb24")
+    raise VideoError("clip has no frames", path=path, fix="delete it and rerun the workflow")
 
 
 def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[str, Path]]]], out: str | Path) -> None:
