@@ -15,10 +15,11 @@ export PATH := $(BIN):$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --editable .
 	$(BIN)/python -c "import cprcoach.video.ffmpeg as f, subprocess; subprocess.run([f.ffmpeg_exe(), '-version'], check=True, capture_output=True)"
 	touch $@

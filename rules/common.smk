@@ -1,5 +1,7 @@
 # Sample discovery, input functions and the final targets, shared by every stage.
 
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ sys.path.insert(0, str(TOOLS))
 from cprcoach.classes import load_classes
 from cprcoach.errors import CprCoachError
 from cprcoach.samples import FIELD_REGEX, samples_from_config
+from cprcoach.synth.sidecar import sidecar_path
 
 # Jobs import the package from this checkout, also inside per-stage conda environments.
 # (The prefix is formatted like a shell command, hence the doubled braces.)
@@ -29,6 +32,8 @@ except CprCoachError as error:
 
 RESULTS = config["results_dir"]
 VIDEO = config["video"]
+FLOW = config["flow"]
+POSE = config["pose"]
 CLIP_NAMES = list(VIDEO["clips"])
 # One recording of one view, as it appears in every per-video path.
 VIDEO_STEM = "{participant}/{view}/{label}_{take}"
@@ -59,21 +64,76 @@ def clip_path(clip):
     return f"{RESULTS}/clips/{VIDEO_STEM}.{clip}.mp4"
 
 
-def contact_sheet_clips():
-    """Clips of the first participant's first take: the correct class and three composites."""
+def showcase_samples():
+    """Recordings the report shows: the first participant's first take of the correct class
+    and of three composites, in every view."""
     first = SAMPLES[SAMPLES["participant"] == SAMPLES["participant"].iloc[0]]
     first = first[first["take"] == first["take"].iloc[0]]
     labels = list(dict.fromkeys(first["label"]))
     shown = [l for l in labels if not CLASSES.is_composite(l)][:1]
     shown += [l for l in labels if CLASSES.is_composite(l)][:3]
-    return per_video(clip_path(CLIP_NAMES[0]), first[first["label"].isin(shown)])
+    return first[first["label"].isin(shown)]
+
+
+SHOWCASE = showcase_samples()
+SHOWCASE_FIRST_VIEW = SHOWCASE[SHOWCASE["view"] == config["views"][0]]
+
+
+def flow_path():
+    return f"{RESULTS}/flow/{VIDEO_STEM}.npz"
+
+
+def pose_path():
+    return f"{RESULTS}/pose/{VIDEO_STEM}.npz"
+
+
+def pose_inputs(wildcards):
+    """The pose clip and its probe; with the groundtruth backend, the synthetic sidecar too."""
+    inputs = {
+        "clip": clip_path(POSE["clip"]).format(**wildcards),
+        "probe": f"{RESULTS}/clips/{VIDEO_STEM}.probe.json".format(**wildcards),
+    }
+    if POSE["backend"] == "groundtruth":
+        inputs["sidecar"] = str(sidecar_path(raw_video(wildcards)))
+    return inputs
+
+
+def pose_options():
+    """The command-line options of the configured pose backend."""
+    backend = POSE["backend"]
+    options = {"max-gap": POSE["max_gap"], "smoothing": POSE["smoothing"]}
+    if backend == "groundtruth":
+        settings = POSE["groundtruth"]
+        options |= {
+            "noise-px": settings["noise_px"],
+            "miss-rate": settings["miss_rate"],
+            "seed": settings["seed"],
+        }
+    elif backend == "mediapipe":
+        settings = POSE["mediapipe"]
+        options |= {"min-detection-confidence": settings["min_detection_confidence"]}
+        options |= {"min-tracking-confidence": settings["min_tracking_confidence"]}
+    else:
+        options |= {
+            f"alphapose-{key.replace('_', '-')}": value
+            for key, value in POSE["alphapose"].items()
+            if value is not None
+        }
+    return " ".join(
+        f"--{key} {shlex.quote(str(value))}" for key, value in options.items()
+    )
 
 
 def get_final_output():
-    """The targets of the default rule: sample sheet, every clip, the dataset table and figures."""
+    """The targets of the default rule: every stage's per-video outputs, tables and figures."""
     return [
         f"{RESULTS}/samples.tsv",
         *[path for clip in CLIP_NAMES for path in per_video(clip_path(clip))],
         f"{RESULTS}/tables/videos.tsv",
         f"{RESULTS}/plots/views.png",
+        *per_video(flow_path()),
+        f"{RESULTS}/plots/flow.png",
+        *per_video(pose_path()),
+        f"{RESULTS}/tables/pose_quality.tsv",
+        *per_video(f"{RESULTS}/plots/skeletons/{VIDEO_STEM}.png", SHOWCASE_FIRST_VIEW),
     ]

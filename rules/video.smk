@@ -59,7 +59,7 @@ rule video_table:
 
 rule views_contact_sheet:
     input:
-        contact_sheet_clips(),
+        per_video(clip_path(CLIP_NAMES[0]), SHOWCASE),
     output:
         report(
             f"{RESULTS}/plots/views.png",

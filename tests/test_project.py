@@ -23,16 +23,21 @@ def pins(lines):
 
 
 def test_conda_envs_carry_the_requirements_pins():
-    required = {
-        name.lower(): version for name, version in pins((REPO / "requirements.txt").read_text().splitlines()).items()
-    }
+    lines = [
+        line
+        for name in ("requirements.txt", "requirements-nodeps.txt")
+        for line in (REPO / name).read_text().splitlines()
+    ]
+    required = {name.lower(): version for name, version in pins(lines).items()}
     assert required["torch"] == "2.13.0"
     for env_file in sorted((REPO / "envs").glob("*.yaml")):
         env = yaml.safe_load(env_file.read_text())
         pip_lists = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
-        for name, version in pins(pip_lists[0]).items():
+        post_deploy = env_file.with_suffix(".post-deploy.sh")
+        extra = post_deploy.read_text().split() if post_deploy.exists() else []
+        for name, version in pins([*pip_lists[0], *extra]).items():
             assert required.get(name.lower()) == version, (
-                f"{env_file.name}: {name}=={version} differs from requirements.txt"
+                f"{env_file.name}: {name}=={version} differs from the requirements"
             )
 
 

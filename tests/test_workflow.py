@@ -14,6 +14,8 @@ import yaml
 
 from conftest import REPO
 from cprcoach.config import load_config
+from cprcoach.flow.extract import read_flow
+from cprcoach.pose.format import read_pose
 from cprcoach.samples import read_sheet
 from cprcoach.synth.dataset import generate_dataset
 
@@ -69,13 +71,14 @@ def test_full_run_then_incremental_rebuild(project):
     labels = config["synth"]["singles"] + config["synth"]["composites"]
     per_participant = len(labels) * len(config["views"])
 
-    first = planned_jobs(workdir)
-    assert first == {
-        "all": 1,
-        "resized_clips": 2 * per_participant,
-        "sample_sheet": 1,
-        "video_table": 1,
-        "views_contact_sheet": 1,
+    per_video_rules = ("resized_clips", "optical_flow", "rescuer_pose")
+    assert planned_jobs(workdir) == {
+        **{rule: 2 * per_participant for rule in per_video_rules},
+        **{
+            rule: 1
+            for rule in ("all", "sample_sheet", "video_table", "views_contact_sheet", "flow_figure", "pose_quality")
+        },
+        "skeleton_overlay": len(config["synth"]["composites"]) + 1,  # first view: E00 and the composites
     }
     snakemake(workdir)
     sheet = read_sheet(results / "samples.tsv")
@@ -88,12 +91,27 @@ def test_full_run_then_incremental_rebuild(project):
             assert (
                 results / "clips" / sample.participant / sample.view / f"{sample.label}_{sample.take}.{clip}.mp4"
             ).stat().st_size > 0
-    assert (results / "plots" / "views.png").read_bytes()[:4] == b"\x89PNG"
+    for figure in ["views.png", "flow.png", "pose_pck.png"]:
+        assert (results / "plots" / figure).read_bytes()[:4] == b"\x89PNG"
+    frames = round(config["synth"]["seconds"] * config["video"]["source"]["fps"])
+    x, y, meta = read_flow(results / "flow" / "P01" / "V2" / "E05+E08_01.npz")
+    rgb = config["video"]["clips"]["rgb"]
+    assert x.shape == y.shape == (frames - 1, rgb["height"], rgb["width"]) and meta["backend"] == "torch"
+    pose = read_pose(results / "pose" / "P01" / "V2" / "E05+E08_01.npz")
+    assert pose.keypoints.shape == (frames, 26, 3)
+    source = config["video"]["source"]
+    inside = pose.keypoints[pose.found][..., :2]
+    assert (
+        (inside >= 0).all() and (inside[..., 0] < source["width"]).all() and (inside[..., 1] < source["height"]).all()
+    )
     assert planned_jobs(workdir) == {}  # nothing new: nothing runs
 
     shutil.copytree(workdir / "staged" / "P03", workdir / "raw" / "P03")
     before = {p: p.stat().st_mtime_ns for p in (results / "clips").rglob("*.mp4")}
-    assert planned_jobs(workdir) == {"all": 1, "resized_clips": per_participant, "sample_sheet": 1, "video_table": 1}
+    assert planned_jobs(workdir) == {
+        **{rule: per_participant for rule in per_video_rules},
+        **{rule: 1 for rule in ("all", "sample_sheet", "video_table", "pose_quality")},
+    }
     snakemake(workdir)
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in before.items())  # old clips untouched
     assert len(read_sheet(results / "samples.tsv")) == 3 * per_participant

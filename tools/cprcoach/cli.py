@@ -10,6 +10,8 @@ STAGES = {
     "synth": ("cprcoach.synth.dataset", "render the synthetic CPR-Coach-like dataset"),
     "samples": ("cprcoach.samples", "discover the raw videos and write the sample sheet"),
     "video": ("cprcoach.video.cli", "resize raw videos, summarise them, benchmark the resize pass"),
+    "flow": ("cprcoach.flow.cli", "TV-L1 optical flow (OpenCV on CPU, batched PyTorch on CPU or GPU)"),
+    "pose": ("cprcoach.pose.cli", "2D skeletons of the rescuer in the Halpe-26 order"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,19 +31,37 @@ def _with_defaults(validator_class: type) -> type:
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _problems(schema: dict[str, Any], instance: Any, prefix: str = "") -> list[str]:
+    """Check `instance` in place (adding defaults); one line per problem, named by its key."""
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [
+        f"{'.'.join([prefix, *map(str, e.absolute_path)]).strip('.') or '(top level)'}: {e.message}" for e in errors
+    ]
+
+
 def validate_config(config: dict[str, Any], source: str | Path = "config") -> dict[str, Any]:
     """Check `config` in place (adding defaults) and return it; every problem is listed at once."""
-    schema = yaml.safe_load(schema_path().read_text())
-    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+    problems = _problems(yaml.safe_load(schema_path().read_text()), config)
+    if problems:
         raise ConfigError(
-            "invalid configuration:\n    " + "\n    ".join(lines),
+            "invalid configuration:\n    " + "\n    ".join(problems),
             path=source,
             fix=f"correct these keys; {schema_path()} documents each one",
         )
     return config
+
+
+def section_settings(name: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One top-level section (e.g. `pose`) with the schema's defaults, for a stage run on its own."""
+    settings = copy.deepcopy(values or {})
+    problems = _problems(yaml.safe_load(schema_path().read_text())["properties"][name], settings, prefix=name)
+    if problems:
+        raise ConfigError(
+            f"invalid {name} settings:\n    " + "\n    ".join(problems),
+            fix=f"correct these keys in config.yaml; {schema_path()} documents each one",
+        )
+    return settings
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

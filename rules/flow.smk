@@ -1,0 +1,54 @@
+# The flow stage: TV-L1 optical flow between consecutive frames of each clip.
+
+
+rule optical_flow:
+    input:
+        clip=clip_path(FLOW["clip"]),
+    output:
+        flow_path(),
+    log:
+        f"{RESULTS}/logs/optical_flow/{VIDEO_STEM}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/optical_flow/{VIDEO_STEM}.tsv"
+    conda:
+        "../envs/flow.yaml"
+    threads: FLOW["threads"]
+    resources:
+        gpu=1 if FLOW["backend"] == "torch" and FLOW["device"] == "cuda" else 0,
+        mem_mb=6000,
+        runtime=120,
+    params:
+        backend=FLOW["backend"],
+        device=FLOW["device"],
+        batch_size=FLOW["batch_size"],
+        bound=FLOW["bound"],
+        output=FLOW["output"],
+        tvl1=json.dumps(FLOW["tvl1"], sort_keys=True),
+    shell:
+        "python -m cprcoach.flow extract {input.clip:q} --out {output:q} --backend {params.backend}"
+        " --device {params.device} --batch-size {params.batch_size} --bound {params.bound}"
+        " --output {params.output} --tvl1 {params.tvl1:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule flow_figure:
+    input:
+        clips=per_video(clip_path(FLOW["clip"]), SHOWCASE_FIRST_VIEW),
+        flows=per_video(flow_path(), SHOWCASE_FIRST_VIEW),
+    output:
+        report(
+            f"{RESULTS}/plots/flow.png",
+            caption="../workflow/report/flow.rst",
+            category="Optical flow",
+        ),
+    log:
+        f"{RESULTS}/logs/flow_figure.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/flow_figure.tsv"
+    conda:
+        "../envs/flow.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    shell:
+        "python -m cprcoach.flow plot --clips {input.clips:q} --flows {input.flows:q} --out {output:q} > {log:q} 2>&1"

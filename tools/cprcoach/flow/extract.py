@@ -1,0 +1,145 @@
+"""The flow stage: TV-L1 flow between consecutive frames of a clip (T frames -> T-1 flows).
+
+The output is one compressed .npz per video: `x` and `y` (T-1,H,W), uint8 in the
+mmaction2/denseflow convention (clipped to +-bound, 0-255) or float16 pixels, and `meta`
+(a JSON string: backend, device, parameters, bound, sizes, timing, versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cprcoach.atomic import atomic_path
+from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.flow.quantize import quantize
+from cprcoach.flow.tvl1 import TVL1Params
+from cprcoach.logs import setup_logging
+from cprcoach.video.frames import read_frames
+
+log = logging.getLogger(__name__)
+
+
+def compute_flow(
+    frames: np.ndarray, params: TVL1Params, backend: str, device: str, batch_size: int | None
+) -> np.ndarray:
+    """(T,H,W) uint8 grey frames -> (T-1,H,W,2) float32 flow with the chosen backend."""
+    if backend == "opencv":
+        from cprcoach.flow.opencv import flow_opencv
+
+        return flow_opencv(frames, params)
+    import torch
+
+    from cprcoach.flow.tvl1 import flow_torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CprCoachError(
+            "flow.device is cuda, but torch sees no GPU",
+            fix="set flow.device: cpu in config.yaml, or run on a GPU node",
+        )
+    return flow_torch(frames, params, device=device, batch_size=batch_size)
+
+
+def extract_flow(
+    clip: str | Path,
+    out: str | Path,
+    *,
+    params: TVL1Params,
+    backend: str = "torch",
+    device: str = "cpu",
+    batch_size: int | None = None,
+    bound: float = 20.0,
+    output: str = "uint8",
+    threads: int = 1,
+) -> dict:
+    """Compute and store the flow of one clip; returns the metadata written beside it."""
+    started = time.perf_counter()
+    cv2.setNumThreads(threads)
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    frames = read_frames(clip, "gray")
+    if len(frames) < 2:
+        raise CprCoachError(
+            "a clip of one frame has no flow", path=clip, fix="check the raw video: it holds a single frame"
+        )
+    flow = compute_flow(frames, params, backend, device, batch_size)
+    seconds = time.perf_counter() - started
+    if output == "uint8":
+        x, y = quantize(flow[..., 0], bound), quantize(flow[..., 1], bound)
+    else:
+        x, y = flow[..., 0].astype(np.float16), flow[..., 1].astype(np.float16)
+    meta = {
+        "clip": str(clip),
+        "backend": backend,
+        "device": device if backend == "torch" else "cpu",
+        "tvl1": asdict(params),
+        "bound": bound,
+        "output": output,
+        "frames": int(len(frames)),
+        "height": int(frames.shape[1]),
+        "width": int(frames.shape[2]),
+        "seconds": round(seconds, 3),
+        "pairs_per_second": round((len(frames) - 1) / seconds, 2),
+        "opencv": cv2.__version__,
+    }
+    with atomic_path(out) as tmp:
+        np.savez_compressed(tmp, x=x, y=y, meta=np.array(json.dumps(meta)))
+    log.info(
+        "%s: %d pairs %dx%d with %s on %s in %.1f s -> %s",
+        clip,
+        len(flow),
+        meta["width"],
+        meta["height"],
+        backend,
+        meta["device"],
+        seconds,
+        out,
+    )
+    return meta
+
+
+def read_flow(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """x, y and the metadata of a stored flow file."""
+    with np.load(path) as data:
+        return data["x"], data["y"], json.loads(str(data["meta"]))
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="cprcoach flow extract", description=__doc__)
+    parser.add_argument("clip", type=Path, help="resized clip")
+    parser.add_argument("--out", type=Path, required=True, help=".npz to write")
+    parser.add_argument("--backend", choices=["opencv", "torch"], default="torch")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch-size", default="auto", help="pairs per torch call, or auto")
+    parser.add_argument("--bound", type=float, default=20.0)
+    parser.add_argument("--output", choices=["uint8", "float16"], default="uint8")
+    parser.add_argument("--tvl1", type=json.loads, default={}, help="TV-L1 parameters as JSON (config flow.tvl1)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+@cli_errors
+def run(args: argparse.Namespace) -> None:
+    setup_logging(args.verbose)
+    batch_size = None if args.batch_size == "auto" else int(args.batch_size)
+    extract_flow(
+        args.clip,
+        args.out,
+        params=TVL1Params.from_config(args.tvl1),
+        backend=args.backend,
+        device=args.device,
+        batch_size=batch_size,
+        bound=args.bound,
+        output=args.output,
+        threads=args.threads,
+    )

@@ -1,0 +1,393 @@
+"""TV-L1 optical flow as whole-tensor PyTorch operations over a batch of frame pairs.
+
+The algorithm is Zach, Pock & Bischof (2007) in the form of Sanchez, Meinhardt-Llopis & Facciolo
+(IPOL 2013), step for step as OpenCV's ``cv::optflow::DualTVL1OpticalFlow`` computes it on the CPU
+(pyramid, warps, median filter between outer iterations, per-pair stopping test), so the two
+backends agree to about 0.01 px. What differs is the shape of the work: every step runs on all
+pairs of a batch at once, so one GPU call solves hundreds of pairs, and the same code runs on the
+CPU. Deliberate differences: the warp samples exactly, where OpenCV's remap rounds positions to
+1/32 px, and on a GPU the stopping test runs every GPU_CHECK_INTERVAL iterations, so a pair may
+take up to that many iterations more than OpenCV's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cprcoach.errors import ConfigError, CprCoachError
+
+FLT_EPSILON = float(np.finfo(np.float32).eps)
+MIN_LEVEL_SIZE = 16  # OpenCV stops the pyramid before a level narrower or lower than this
+SORT5 = ((0, 1), (3, 4), (2, 4), (2, 3), (0, 3), (0, 2), (1, 4), (1, 3), (1, 2))  # an optimal 5-sorter
+# Inner iterations between stopping tests: on the CPU every one, as OpenCV's CPU code tests; on a
+# GPU, where each test is a host sync, every other one, as OpenCV's OpenCL code tests. A sync costs
+# tens of microseconds against milliseconds per iteration of a big batch, and testing every 4th
+# iteration moved the flow twice as far from OpenCV's (0.012-0.036 px, measured on the CPU).
+CPU_CHECK_INTERVAL = 1
+GPU_CHECK_INTERVAL = 2
+# Pairs per call on the CPU, as pixels: two 340x256 pairs measured fastest per pair on 2 cores
+# (batch 1: 3.2-3.7, 2: 4.1-4.5, 3: 3.5-3.8, 4: 3.6, 6: 3.4, 12: 3.0 pairs/s); more spill the caches.
+CPU_BATCH_PIXELS = 2 * 340 * 256
+# Peak live bytes per pixel of a pair (solver state plus the median filter's scratch): 230 measured
+# on the CPU with every allocation mmap-ed, rounded up for the CUDA allocator's block sizes.
+BYTES_PER_PIXEL = 256
+CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
+
+
+@dataclass(frozen=True)
+class TVL1Params:
+    """TV-L1 parameters with OpenCV's names and defaults (config ``flow.tvl1``)."""
+
+    tau: float = 0.25
+    lambda_: float = 0.15
+    theta: float = 0.3
+    nscales: int = 5
+    warps: int = 5
+    epsilon: float = 0.01
+    inner_iterations: int = 30
+    outer_iterations: int = 10
+    scale_step: float = 0.8
+    gamma: float = 0.0
+    median_filtering: int = 5
+
+    def __post_init__(self) -> None:
+        if self.median_filtering < 1 or (self.median_filtering > 1 and self.median_filtering % 2 == 0):
+            raise ConfigError(
+                f"flow.tvl1.median_filtering must be 1 (off) or an odd window, not {self.median_filtering}",
+                fix="use 5, OpenCV's default, or 3",
+            )
+
+    @classmethod
+    def from_config(cls, tvl1: Mapping[str, Any] | None) -> TVL1Params:
+        """Build from the config's ``flow.tvl1`` mapping, whose ``lambda`` is a Python keyword."""
+        known = {f.name.rstrip("_"): f.name for f in fields(cls)}
+        unknown = sorted(set(tvl1 or {}) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown flow.tvl1 parameters: {', '.join(unknown)}",
+                fix=f"use only {', '.join(sorted(known))}",
+            )
+        types = {f.name: {"int": int, "float": float}[f.type] for f in fields(cls)}
+        return cls(**{known[key]: types[known[key]](value) for key, value in (tvl1 or {}).items()})
+
+
+def check_clip_length(frames: int) -> None:
+    """Both backends refuse a clip too short to have a pair of frames."""
+    if frames < 2:
+        raise CprCoachError(
+            f"a clip of {frames} frame{'s' if frames != 1 else ''} has no flow: TV-L1 needs two frames or more",
+            fix="check the clip: it was cut too short or failed to decode",
+        )
+
+
+def _centred_gradient(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Central differences with replicated borders (OpenCV's one-sided halves at the edges)."""
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    dx = 0.5 * (padded[..., 1:-1, 2:] - padded[..., 1:-1, :-2])
+    dy = 0.5 * (padded[..., 2:, 1:-1] - padded[..., :-2, 1:-1])
+    return dx, dy
+
+
+def _odd_even_merge(lo: int, hi: int, step: int) -> Iterator[tuple[int, int]]:
+    """Batcher's odd-even merge of the sorted halves of wires lo..hi (a power of two of them)."""
+    double = step * 2
+    if double < hi - lo:
+        yield from _odd_even_merge(lo, hi, double)
+        yield from _odd_even_merge(lo + step, hi, double)
+        yield from ((i, i + step) for i in range(lo + step, hi - step, double))
+    else:
+        yield lo, lo + step
+
+
+@functools.cache
+def _merge_plan(length: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int, bool, bool], ...]:
+    """The compare-exchanges that give `ranks` of the union of two sorted lists of `length`.
+
+    Both lists are padded to a power of two with +inf wires, which turns compare-exchanges with a
+    pad into no-ops or swaps; a backward pass then keeps only the minima and maxima that reach an
+    output rank. Each step is (i, j, want_min, want_max), and a step with i > j swaps two wires.
+    """
+    half = 1 << (length - 1).bit_length()
+    real = [k < length for k in range(half)] * 2
+    steps: list[tuple[int, int]] = []
+    for i, j in _odd_even_merge(0, 2 * half - 1, 1):
+        if not real[j]:
+            continue
+        if not real[i]:
+            real[i], real[j] = True, False
+            steps.append((j, i))  # a swap, written with the larger index first
+            continue
+        steps.append((i, j))
+    live, plan = set(ranks), []
+    for i, j in reversed(steps):
+        if i > j:  # swap
+            live = {j if k == i else i if k == j else k for k in live}
+            plan.append((i, j, False, False))
+        elif i in live or j in live:
+            plan.append((i, j, i in live, j in live))
+            live |= {i, j}
+    return tuple(reversed(plan))
+
+
+def _run_plan(wires: list[torch.Tensor | None], plan: tuple[tuple[int, int, bool, bool], ...]) -> None:
+    """Apply a compare-exchange plan to the list of wires; the tensors themselves are not modified."""
+    for i, j, want_min, want_max in plan:
+        if i > j:
+            wires[i], wires[j] = wires[j], wires[i]
+            continue
+        low = torch.minimum(wires[i], wires[j]) if want_min else None
+        high = torch.maximum(wires[i], wires[j]) if want_max else None
+        wires[i], wires[j] = low, high
+
+
+def _median_filter(flow: torch.Tensor, size: int) -> torch.Tensor:
+    """Median over a size x size window with replicated borders, as cv::medianBlur filters the flow."""
+    radius = size // 2
+    padded = F.pad(flow, (radius,) * 4, mode="replicate")
+    if size == 5:
+        return _median5(padded)
+    windows = padded.unfold(-2, size, 1).unfold(-2, size, 1)
+    return windows.reshape(*flow.shape, size * size).median(dim=-1).values
+
+
+def _median5(padded: torch.Tensor) -> torch.Tensor:
+    """Exact 5x5 median in 90 minimum/maximum passes, sharing work between neighbouring windows.
+
+    Each column of five is sorted once (9 compare-exchanges) and shared by the five windows that
+    contain it; neighbouring sorted columns are merged once into sorted tens, two of which give
+    the window's first four columns (only ranks 8 to 13 of these 20 are needed); with its fifth
+    column, the 13th of 25 from a sorted 20 (A) and a sorted 5 (B) is
+    min(A13, max(A12, B1), max(A11, B2), ..., max(A8, B5)).
+    """
+    height, width = padded.shape[-2] - 4, padded.shape[-1] - 4
+    ones: list[torch.Tensor | None] = [padded[..., r : r + height, :] for r in range(5)]
+    for i, j in SORT5:
+        ones[i], ones[j] = torch.minimum(ones[i], ones[j]), torch.maximum(ones[i], ones[j])
+    last = [c[..., 4 : width + 4] for c in ones]
+    twos: list[torch.Tensor | None] = [c[..., : width + 2] for c in ones] + [None] * 3
+    twos += [c[..., 1 : width + 3] for c in ones] + [None] * 3
+    del ones  # from here on each intermediate is freed as soon as the plans stop using it
+    _run_plan(twos, _merge_plan(5, tuple(range(10))))
+    fours: list[torch.Tensor | None] = [c[..., :width] for c in twos[:10]] + [None] * 6
+    fours += [c[..., 2 : width + 2] for c in twos[:10]] + [None] * 6
+    del twos
+    _run_plan(fours, _merge_plan(10, tuple(range(7, 13))))
+    median = fours[12]
+    for k in range(5):
+        median = torch.minimum(median, torch.maximum(fours[11 - k], last[k]))
+    return median
+
+
+def _pyramid(images: torch.Tensor, params: TVL1Params) -> list[torch.Tensor]:
+    """Levels from fine to coarse, each the previous one resized by scale_step, as cv::resize does.
+
+    OpenCV rounds the size but maps coordinates with the exact factor (x_src = (x + 0.5) / step
+    - 0.5); F.interpolate cannot have both, the ATen op given the size and the scales can.
+    """
+    levels = [images]
+    step = params.scale_step
+    for _ in range(1, params.nscales):
+        height, width = levels[-1].shape[-2:]
+        size = [round(height * step), round(width * step)]
+        if min(size) < MIN_LEVEL_SIZE:
+            break
+        levels.append(torch.ops.aten.upsample_bilinear2d(levels[-1], size, False, step, step))
+    return levels
+
+
+def _remap(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample images at p + flow(p) bicubically; outside the frame is 0, as in OpenCV's remap.
+
+    The sampling runs in float64: grid_sample's normalised coordinates lose ~1e-5 px in float32,
+    enough for identical frames to grow spurious flow in flat regions (up to 0.8 px in a corner),
+    where OpenCV's remap is exact at whole pixels. Replicating the border instead of zeros was
+    as accurate against true flow but further from OpenCV.
+    """
+    batch, _, height, width = images.shape
+    xs = torch.arange(width, device=images.device, dtype=torch.float64)
+    ys = torch.arange(height, device=images.device, dtype=torch.float64)
+    grid = torch.empty(batch, height, width, 2, device=images.device, dtype=torch.float64)
+    grid[..., 0] = (flow[:, 0] + xs) * (2.0 / max(width - 1, 1)) - 1.0
+    grid[..., 1] = (flow[:, 1] + ys[:, None]) * (2.0 / max(height - 1, 1)) - 1.0
+    warped = F.grid_sample(images.double(), grid, mode="bicubic", padding_mode="zeros", align_corners=True)
+    return warped.float()
+
+
+class _Pairs:
+    """The pairs of one warp that are still iterating, with their state and scratch buffers.
+
+    The dual variable is kept as q = p / (tau / theta) in one buffer (x and y parts, each with a
+    zero first row and column), so its backward-difference divergence is four strided passes
+    without padding, and the dual step needs no multiplication by tau / theta.
+    """
+
+    def __init__(self, index: torch.Tensor, flow: torch.Tensor, dual: torch.Tensor, data: tuple[torch.Tensor, ...]):
+        self.index, self.flow, self.dual, self.data = index, flow, dual, data
+        batch, channels, height, width = flow.shape
+        self.new = torch.empty_like(flow)
+        self.rho = flow.new_empty(batch, 1, height, width)
+        self.norm = flow.new_empty(batch, channels, height, width)
+        self.du = flow.new_zeros(batch, 2, channels, height, width)  # last column / row stay 0
+        self.one = flow.new_ones(())
+
+    def select(self, keep: torch.Tensor) -> _Pairs:
+        """The pairs flagged in keep, for the compaction that drops converged pairs."""
+        return _Pairs(self.index[keep], self.flow[keep], self.dual[keep], tuple(t[keep] for t in self.data))
+
+    def iterate(self, params: TVL1Params, check: bool) -> torch.Tensor | None:
+        """One inner iteration (TH step, primal step, dual step); the squared change of u if check."""
+        gradient, rho_c, neg_inv_grad = self.data
+        flow, new, rho, du, norm = self.flow, self.new, self.rho, self.du, self.norm
+        # TH: v = u + clamp(-rho / |grad I1w|^2, -lambda theta, lambda theta) * grad I1w
+        torch.addcmul(rho_c, gradient[:, 0:1], flow[:, 0:1], out=rho)
+        for c in range(1, flow.shape[1]):
+            rho.addcmul_(gradient[:, c : c + 1], flow[:, c : c + 1])
+        l_t = params.lambda_ * params.theta
+        rho.mul_(neg_inv_grad).clamp_(-l_t, l_t)
+        torch.addcmul(flow, rho, gradient, out=new)
+        # u = v + theta div p = v + tau div q, backward differences
+        qx, qy, tau = self.dual[:, 0], self.dual[:, 1], params.tau
+        new.add_(qx[..., 1:, 1:], alpha=tau).sub_(qx[..., 1:, :-1], alpha=tau)
+        new.add_(qy[..., 1:, 1:], alpha=tau).sub_(qy[..., :-1, 1:], alpha=tau)
+        error = None
+        if check:
+            torch.sub(new, flow, out=norm)
+            error = torch.linalg.vector_norm(norm, dim=(1, 2, 3)).square_()
+        self.flow, self.new = new, flow
+        # q = (q + grad u) / (1 + tau/theta |grad u|), forward differences
+        torch.sub(new[..., 1:], new[..., :-1], out=du[:, 0, :, :, :-1])
+        torch.sub(new[..., 1:, :], new[..., :-1, :], out=du[:, 1, :, :-1, :])
+        torch.mul(du[:, 0], du[:, 0], out=norm).addcmul_(du[:, 1], du[:, 1]).sqrt_()
+        torch.add(self.one, norm, alpha=params.tau / params.theta, out=norm)
+        q = self.dual[..., 1:, 1:]
+        q.add_(du).div_(norm.unsqueeze(1))
+        return error
+
+
+class _Scale:
+    """One pyramid level: warps of the linearised problem, each iterated until it converges."""
+
+    def __init__(self, i0: torch.Tensor, i1: torch.Tensor, flow: torch.Tensor, params: TVL1Params):
+        self.params = params
+        self.i0 = i0
+        i1x, i1y = _centred_gradient(i1)
+        self.i1_stack = torch.cat([i1, i1x, i1y], dim=1)
+        self.flow = flow.contiguous()
+        batch, channels, height, width = flow.shape
+        self.dual = flow.new_zeros(batch, 2, channels, height + 1, width + 1)
+        self.check_interval = CPU_CHECK_INTERVAL if flow.device.type == "cpu" else GPU_CHECK_INTERVAL
+        self.scaled_epsilon = params.epsilon**2 * height * width
+
+    def solve(self) -> torch.Tensor:
+        """The flow of this level (the dual variable starts from 0 at each level, as in OpenCV)."""
+        for _ in range(self.params.warps):
+            self._solve_warp()
+        return self.flow
+
+    def _linearise(self) -> tuple[torch.Tensor, ...]:
+        """I1 warped by the current flow: its gradient, the constant part of rho and -1/|grad|^2."""
+        warped = _remap(self.i1_stack, self.flow)
+        i1w, i1wx, i1wy = warped[:, 0:1], warped[:, 1:2], warped[:, 2:3]
+        rho_c = i1w - i1wx * self.flow[:, 0:1] - i1wy * self.flow[:, 1:2] - self.i0
+        grad = i1wx * i1wx + i1wy * i1wy
+        # OpenCV's three-way test (rho < -l_t grad, rho > l_t grad, grad > FLT_EPSILON) is this clamp
+        neg_inv_grad = grad.clamp_(min=FLT_EPSILON).reciprocal_().neg_()
+        gradient = warped[:, 1:3]
+        if self.flow.shape[1] == 3:
+            gradient = torch.cat([gradient, torch.full_like(i1wx, self.params.gamma)], dim=1)
+        return gradient.contiguous(), rho_c, neg_inv_grad
+
+    def _solve_warp(self) -> None:
+        """One warp; a pair leaves the batch once its change drops to epsilon, as OpenCV stops it."""
+        params = self.params
+        index = torch.arange(self.flow.shape[0], device=self.flow.device)
+        pairs = _Pairs(index, self.flow, self.dual, self._linearise())
+        iteration = 0
+        for _ in range(params.outer_iterations):
+            if params.median_filtering > 1:
+                pairs.flow[:, :2] = _median_filter(pairs.flow[:, :2], params.median_filtering)
+            for _ in range(params.inner_iterations):
+                iteration += 1
+                error = pairs.iterate(params, iteration % self.check_interval == 0)
+                if error is None:
+                    continue
+                done = error <= self.scaled_epsilon
+                if bool(done.any()):
+                    self._store(pairs, done)
+                    if bool(done.all()):
+                        return
+                    pairs = pairs.select(~done)
+        self._store(pairs, None)
+
+    def _store(self, pairs: _Pairs, which: torch.Tensor | None) -> None:
+        """Write the flow and dual of the given (or all) pairs back into the level's batch."""
+        if which is None and pairs.index.numel() == self.flow.shape[0]:
+            self.flow = pairs.flow  # nobody left the batch: the dual was updated in place
+            return
+        flow, dual, index = pairs.flow, pairs.dual, pairs.index
+        if which is not None:
+            flow, dual, index = flow[which], dual[which], index[which]
+        self.flow[index] = flow
+        self.dual[index] = dual
+
+
+@torch.inference_mode()
+def tvl1_torch(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params) -> torch.Tensor:
+    """Flow (B, 2, H, W) from frames0 to frames1, grey (B, H, W) in [0, 255]: frame0(p) ~ frame1(p + flow(p))."""
+    if frames0.shape != frames1.shape or frames0.dim() != 3:
+        raise ValueError(f"expected two (B, H, W) stacks of the same shape, got {frames0.shape} and {frames1.shape}")
+    images = torch.stack([frames0, frames1], dim=1).float()
+    levels = _pyramid(images, params)
+    channels = 3 if params.gamma != 0 else 2
+    coarsest = levels[-1]
+    flow = coarsest.new_zeros(coarsest.shape[0], channels, *coarsest.shape[-2:])
+    for index in range(len(levels) - 1, -1, -1):
+        level = levels[index]
+        flow = _Scale(level[:, 0:1], level[:, 1:2], flow, params).solve()
+        if index > 0:
+            flow = F.interpolate(flow, size=levels[index - 1].shape[-2:], mode="bilinear", align_corners=False)
+            flow[:, :2] *= 1.0 / params.scale_step
+    return flow[:, :2].contiguous()
+
+
+def auto_batch_size(height: int, width: int, device: str | torch.device, params: TVL1Params) -> int:
+    """Pairs per call: as many as fit in free GPU memory, or a cache-sized batch on the CPU.
+
+    On a GPU the biggest batch keeps the device busiest, at about BYTES_PER_PIXEL per pixel of a
+    pair (half as much again with gamma's third flow channel). On the CPU a bigger batch only
+    spills the working set out of the caches, while a single pair pays the per-operation overhead
+    on the coarse levels; CPU_BATCH_PIXELS is the measured best (``cprcoach flow bench`` prints
+    the GPU's peak memory per pixel, to check BYTES_PER_PIXEL against).
+    """
+    device = torch.device(device)
+    pixels = height * width
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        per_pair = BYTES_PER_PIXEL * pixels * (1.5 if params.gamma != 0 else 1.0)
+        return max(1, int(free * CUDA_MEMORY_FRACTION / per_pair))
+    return max(1, CPU_BATCH_PIXELS // pixels)
+
+
+def flow_torch(
+    frames: np.ndarray, params: TVL1Params, device: str | torch.device = "cpu", batch_size: int | None = None
+) -> np.ndarray:
+    """Flow between consecutive frames of a grey uint8 clip (T, H, W), as (T - 1, H, W, 2) float32."""
+    if frames.ndim != 3:
+        raise ValueError(f"expected a grey clip (T, H, W), got shape {frames.shape}")
+    check_clip_length(len(frames))
+    pairs, height, width = len(frames) - 1, frames.shape[1], frames.shape[2]
+    batch_size = batch_size or auto_batch_size(height, width, device, params)
+    flows = np.empty((pairs, height, width, 2), dtype=np.float32)
+    for start in range(0, pairs, batch_size):  # range() keeps the last, partial batch
+        stop = min(start + batch_size, pairs)
+        clip = torch.from_numpy(np.ascontiguousarray(frames[start : stop + 1])).to(device).float()
+        flow = tvl1_torch(clip[:-1], clip[1:], params)
+        flows[start:stop] = flow.permute(0, 2, 3, 1).cpu().numpy()
+    return flows

@@ -1,0 +1,18 @@
+"""The pose stage: estimate the rescuer's skeleton per video, check it, draw it, benchmark the backends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cprcoach.dispatch import dispatch, run_module_parser
+
+COMMANDS = {
+    "estimate": ("cprcoach.pose.estimate", "2D skeleton of the rescuer in one clip -> one .npz"),
+    "qc": ("cprcoach.pose.qc", "PCK@0.2 against the synthetic ground truth: table and per-joint plot"),
+    "overlay": ("cprcoach.pose.overlay", "draw the skeleton on a few frames of a clip into one PNG"),
+    "bench": ("cprcoach.pose.benchmark", "frames per second of each backend on a synthetic clip"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    dispatch("cprcoach pose", __doc__, COMMANDS, argv, run_module_parser)
