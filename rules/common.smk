@@ -34,6 +34,7 @@ RESULTS = config["results_dir"]
 VIDEO = config["video"]
 FLOW = config["flow"]
 POSE = config["pose"]
+SHARDS = config["shards"]
 CLIP_NAMES = list(VIDEO["clips"])
 # One recording of one view, as it appears in every per-video path.
 VIDEO_STEM = "{participant}/{view}/{label}_{take}"
@@ -124,6 +125,37 @@ def pose_options():
     )
 
 
+def shard_path():
+    return f"{RESULTS}/shards/{{participant}}_{{view}}.h5"
+
+
+def shard_videos(wildcards):
+    """The recordings of one shard (participant, view), in sample-sheet order."""
+    return SAMPLES[
+        (SAMPLES["participant"] == wildcards.participant)
+        & (SAMPLES["view"] == wildcards.view)
+    ]
+
+
+def shard_inputs(wildcards):
+    """A shard's per-video files, each list in sample-sheet order (what `shards build` expects)."""
+    videos = shard_videos(wildcards)
+    return {
+        "rgb": per_video(clip_path(FLOW["clip"]), videos),
+        "flow": per_video(flow_path(), videos),
+        "pose": per_video(pose_path(), videos),
+        "probe": per_video(f"{RESULTS}/clips/{VIDEO_STEM}.probe.json", videos),
+    }
+
+
+def all_shards():
+    sessions = SAMPLES[["participant", "view"]].drop_duplicates()
+    return [
+        shard_path().format(participant=p, view=v)
+        for p, v in sessions.itertuples(index=False)
+    ]
+
+
 def get_final_output():
     """The targets of the default rule: every stage's per-video outputs, tables and figures."""
     return [
@@ -136,4 +168,9 @@ def get_final_output():
         *per_video(pose_path()),
         f"{RESULTS}/tables/pose_quality.tsv",
         *per_video(f"{RESULTS}/plots/skeletons/{VIDEO_STEM}.png", SHOWCASE_FIRST_VIEW),
+        *all_shards(),
+        f"{RESULTS}/shards/index.tsv",
+        f"{RESULTS}/shards/check.json",
+        f"{RESULTS}/tables/dataset_stats.tsv",
+        f"{RESULTS}/exports/cprcoach_2d.pkl",
     ]

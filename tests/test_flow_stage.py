@@ -10,8 +10,8 @@ import pytest
 
 from cprcoach.errors import CprCoachError
 from cprcoach.flow.extract import extract_flow, read_flow
+from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.quantize import dequantize, quantize
-from cprcoach.flow.tvl1 import TVL1Params
 
 FAST = TVL1Params.from_config({"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2})
 

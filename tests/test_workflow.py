@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -22,6 +23,17 @@ from cprcoach.synth.dataset import generate_dataset
 pytestmark = pytest.mark.slow
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
+# Aggregates over every video: they rerun whenever a participant is added.
+ONCE = (
+    "all",
+    "sample_sheet",
+    "video_table",
+    "pose_quality",
+    "shard_index",
+    "shard_check",
+    "dataset_stats",
+    "skeleton_export",
+)
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
@@ -74,11 +86,11 @@ def test_full_run_then_incremental_rebuild(project):
     per_video_rules = ("resized_clips", "optical_flow", "rescuer_pose")
     assert planned_jobs(workdir) == {
         **{rule: 2 * per_participant for rule in per_video_rules},
-        **{
-            rule: 1
-            for rule in ("all", "sample_sheet", "video_table", "views_contact_sheet", "flow_figure", "pose_quality")
-        },
+        **{rule: 1 for rule in ONCE},
+        "views_contact_sheet": 1,
+        "flow_figure": 1,
         "skeleton_overlay": len(config["synth"]["composites"]) + 1,  # first view: E00 and the composites
+        "shard": 2 * len(config["views"]),
     }
     snakemake(workdir)
     sheet = read_sheet(results / "samples.tsv")
@@ -104,16 +116,23 @@ def test_full_run_then_incremental_rebuild(project):
     assert (
         (inside >= 0).all() and (inside[..., 0] < source["width"]).all() and (inside[..., 1] < source["height"]).all()
     )
+    assert (results / "shards" / "P01_V1.h5").stat().st_size > 0
+    stats = (results / "tables" / "dataset_stats.tsv").read_text()
+    assert "Perspectives" in stats and "Frames (RGB+Flow)" in stats
     assert planned_jobs(workdir) == {}  # nothing new: nothing runs
 
     shutil.copytree(workdir / "staged" / "P03", workdir / "raw" / "P03")
-    before = {p: p.stat().st_mtime_ns for p in (results / "clips").rglob("*.mp4")}
+    before = {p: p.stat().st_mtime_ns for pattern in ("clips/*/*/*.mp4", "shards/*.h5") for p in results.glob(pattern)}
     assert planned_jobs(workdir) == {
         **{rule: per_participant for rule in per_video_rules},
-        **{rule: 1 for rule in ("all", "sample_sheet", "video_table", "pose_quality")},
+        **{rule: 1 for rule in ONCE},
+        "shard": len(config["views"]),  # the new participant's shards only
     }
     snakemake(workdir)
-    assert all(p.stat().st_mtime_ns == mtime for p, mtime in before.items())  # old clips untouched
+    assert len(before) == 2 * per_participant * 2 + 2 * len(config["views"])
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in before.items())  # old clips and shards untouched
+    index = pd.read_csv(results / "shards" / "index.tsv", sep="\t", dtype=str)
+    assert len(index) == 3 * per_participant
     assert len(read_sheet(results / "samples.tsv")) == 3 * per_participant
     assert planned_jobs(workdir) == {}
 

@@ -12,6 +12,7 @@ STAGES = {
     "video": ("cprcoach.video.cli", "resize raw videos, summarise them, benchmark the resize pass"),
     "flow": ("cprcoach.flow.cli", "TV-L1 optical flow (OpenCV on CPU, batched PyTorch on CPU or GPU)"),
     "pose": ("cprcoach.pose.cli", "2D skeletons of the rescuer in the Halpe-26 order"),
+    "shards": ("cprcoach.shards.cli", "HDF5 shards: build, check, index, stats, exports, bench"),
 }
 
 

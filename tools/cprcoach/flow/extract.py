@@ -19,8 +19,8 @@ import numpy as np
 
 from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.quantize import quantize
-from cprcoach.flow.tvl1 import TVL1Params
 from cprcoach.logs import setup_logging
 from cprcoach.video.frames import read_frames
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from cprcoach.errors import ConfigError
-from cprcoach.flow.tvl1 import TVL1Params, check_clip_length
+from cprcoach.flow.params import TVL1Params, check_clip_length
 
 OPENCV_MEDIAN_SIZES = (1, 3, 5)  # cv::medianBlur filters float flow only with 3x3 and 5x5 windows
 

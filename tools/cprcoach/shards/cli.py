@@ -1,0 +1,36 @@
+"""The shard stage: build and check the per-(participant, view) HDF5 shards, index them,
+tabulate the dataset statistics, export for pyskl/mmaction2, and benchmark reading."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from types import ModuleType
+
+from cprcoach.dispatch import dispatch
+
+COMMANDS = {
+    "build": ("cprcoach.shards.build", "one shard from the videos of one participant and view"),
+    "check": ("cprcoach.shards.check", "validate shards against the index and their sidecars"),
+    "index": ("cprcoach.shards.index", "the index table of every video of the shards"),
+    "stats": ("cprcoach.shards.stats", "the dataset statistics table (the CPR-Coach README's)"),
+    "export-skeleton": ("cprcoach.shards.export", "the skeletons as a pyskl / mmaction2 annotation pickle"),
+    "export-rawframes": ("cprcoach.shards.export", "RGB and flow JPEGs in the mmaction2 rawframes layout"),
+    "bench": ("cprcoach.shards.benchmark", "read throughput and bytes per frame, shards against JPEG files"),
+}
+# Commands sharing a module name their parser and runner; the rest use build_parser and run.
+ENTRIES = {
+    "export-skeleton": ("build_skeleton_parser", "run_skeleton"),
+    "export-rawframes": ("build_rawframes_parser", "run_rawframes"),
+}
+
+
+def run_command(module: ModuleType, prog: str, args: Sequence[str]) -> None:
+    """Entry for dispatch: `prog` is `cprcoach shards COMMAND`."""
+    build, run = ENTRIES.get(prog.rsplit(" ", 1)[-1], ("build_parser", "run"))
+    parser = getattr(module, build)(argparse.ArgumentParser(prog=prog, description=module.__doc__))
+    getattr(module, run)(parser.parse_args(args))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    dispatch("cprcoach shards", __doc__, COMMANDS, argv, run_command)
