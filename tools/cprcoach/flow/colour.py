@@ -26,13 +26,17 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def sample_figure(samples: Sequence[tuple[str, np.ndarray, np.ndarray]], out: str | Path, bound: float) -> None:
-    """One row per sample: (title, RGB frame, its flow to the next frame), flow scaled to `bound`."""
+def sample_figure(samples: Sequence[tuple[str, np.ndarray, np.ndarray]], out: str | Path) -> None:
+    """One row per sample: (title, RGB frame, its flow to the next frame).
+
+    Each flow is scaled to its own fastest pixel: compressions move a few pixels at most, which
+    would stay black on the scale of the storage bound.
+    """
     figure, axes = plt.subplots(len(samples), 2, figsize=(6.4, 2.4 * len(samples)), squeeze=False)
     for row, (title, frame, flow) in zip(axes, samples, strict=True):
         row[0].imshow(frame)
         row[0].set_title(title, fontsize=8)
-        row[1].imshow(flow_to_rgb(flow, bound))
+        row[1].imshow(flow_to_rgb(flow))
         speed = np.hypot(flow[..., 0], flow[..., 1])
         row[1].set_title(f"flow: max {speed.max():.1f} px, mean {speed.mean():.2f} px", fontsize=8)
         for axis in row:

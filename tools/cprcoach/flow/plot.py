@@ -18,7 +18,7 @@ from cprcoach.video.frames import read_frames
 log = logging.getLogger(__name__)
 
 
-def middle_sample(clip: Path, flow_file: Path) -> tuple[str, np.ndarray, np.ndarray, float]:
+def middle_sample(clip: Path, flow_file: Path) -> tuple[str, np.ndarray, np.ndarray]:
     x, y, meta = read_flow(flow_file)
     middle = len(x) // 2
     flow = np.stack([x[middle], y[middle]], axis=-1)
@@ -26,7 +26,7 @@ def middle_sample(clip: Path, flow_file: Path) -> tuple[str, np.ndarray, np.ndar
         flow = dequantize(flow, meta["bound"])
     frame = read_frames(clip, "rgb24")[middle]
     title = f"{clip.parent.parent.name} {clip.parent.name} {clip.name.split('.')[0]} · pair {middle + 1}"
-    return title, frame, flow.astype(np.float32), float(meta["bound"])
+    return title, frame, flow.astype(np.float32)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> None:
             f"{len(args.clips)} clips but {len(args.flows)} flow files", fix="pass one flow file per clip"
         )
     samples = [middle_sample(clip, flow) for clip, flow in zip(args.clips, args.flows, strict=True)]
-    sample_figure([s[:3] for s in samples], args.out, bound=samples[0][3])
+    sample_figure(samples, args.out)
     log.info("%d flow samples -> %s", len(samples), args.out)
