@@ -10,6 +10,7 @@ store.label_index) or, with target="multi_hot", the float32 vector of 14 error f
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,7 @@ def frame_indices(starts: np.ndarray, length: int, total: int) -> np.ndarray:
     return np.minimum(starts[:, None] + np.arange(length), total - 1)
 
 
-class ShardDataset(Dataset):
+class ShardDataset(Dataset, abc.ABC):
     """The videos of an index (optionally one split), read lazily from their shards.
 
     train: random sampling (default: when split is "train"); otherwise the centred, repeatable one.
@@ -96,8 +97,9 @@ class ShardDataset(Dataset):
             return int(record["label_index"])
         return torch.tensor([float(c) for c in record["multi_hot"]], dtype=torch.float32)
 
+    @abc.abstractmethod
     def load(self, group: h5py.Group, record: dict[str, Any]) -> torch.Tensor:
-        raise NotImplementedError
+        """The modality's tensor for one video's group."""
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int | torch.Tensor]:
         record = self.records[i]
