@@ -35,6 +35,7 @@ VIDEO = config["video"]
 FLOW = config["flow"]
 POSE = config["pose"]
 SHARDS = config["shards"]
+MODEL = config["model"]
 CLIP_NAMES = list(VIDEO["clips"])
 # One recording of one view, as it appears in every per-video path.
 VIDEO_STEM = "{participant}/{view}/{label}_{take}"
@@ -156,6 +157,88 @@ def all_shards():
     ]
 
 
+def backbone_path(name):
+    """A file of one modality's backbone: its checkpoint or the features of every video."""
+    return f"{RESULTS}/model/{{modality}}/{name}"
+
+
+def head_path(name):
+    """A file of one ImagineNet head of one modality: metrics, per-class AP plot, weights."""
+    return f"{RESULTS}/model/{{modality}}/{{head}}/{name}"
+
+
+def model_gpus():
+    return 1 if MODEL["device"] == "cuda" else 0
+
+
+def cli_options(options):
+    """`--key value` pairs (lists as several values, True as a bare flag, False left out)."""
+    words = []
+    for key, value in options.items():
+        if value is False:
+            continue
+        words.append(f"--{key.replace('_', '-')}")
+        if isinstance(value, list):
+            words += [shlex.quote(str(item)) for item in value]
+        elif value is not True:
+            words.append(shlex.quote(str(value)))
+    return " ".join(words)
+
+
+def backbone_options(modality):
+    """The backbone command's options for one modality, from config.yaml's model section."""
+    common = {"device": MODEL["device"], "seed": MODEL["seed"]}
+    if modality == "skeleton":
+        return cli_options(common | MODEL["skeleton"])
+    video = MODEL["video"]
+    length = video[f"{modality}_length"]
+    settings = {
+        key: value for key, value in video.items() if not key.endswith("_length")
+    }
+    return cli_options(common | settings | {"length": length})
+
+
+def imagine_options():
+    return cli_options(
+        {"device": MODEL["device"], "seed": MODEL["seed"]} | MODEL["imagine"]
+    )
+
+
+def all_metrics():
+    return [
+        head_path("metrics.json").format(modality=modality, head=head)
+        for modality in MODEL["modalities"]
+        for head in MODEL["heads"]
+    ]
+
+
+def assess_inputs(wildcards):
+    """What one recording's assessment reads: the modality's input as the pipeline made it
+    (pose track, RGB clip or flow), the backbone and, unless the backbone scores alone, the head.
+    """
+    settings = MODEL["assess"]
+    modality = settings["modality"]
+    prepared = {
+        "skeleton": pose_path(),
+        "rgb": clip_path(FLOW["clip"]),
+        "flow": flow_path(),
+    }[modality]
+    inputs = {
+        "prepared": prepared.format(**wildcards),
+        "backbone": backbone_path("backbone.pt").format(modality=modality),
+    }
+    if settings["head"] != "backbone":
+        inputs["head"] = head_path("head.pt").format(
+            modality=modality, head=settings["head"]
+        )
+    return inputs
+
+
+def assess_options():
+    """The threshold; the prepared input and the head themselves come from assess_inputs."""
+    return cli_options({"threshold": MODEL["assess"]["threshold"], "prepared": True})
+
+
 def get_final_output():
     """The targets of the default rule: every stage's per-video outputs, tables and figures."""
     return [
@@ -173,4 +256,11 @@ def get_final_output():
         f"{RESULTS}/shards/check.json",
         f"{RESULTS}/tables/dataset_stats.tsv",
         f"{RESULTS}/exports/cprcoach_2d.pkl",
+        *all_metrics(),
+        *[
+            head_path("per_class_ap.png").format(modality=modality, head=head)
+            for modality in MODEL["modalities"]
+            for head in MODEL["heads"]
+        ],
+        f"{RESULTS}/tables/model_summary.tsv",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -33,6 +34,7 @@ ONCE = (
     "shard_check",
     "dataset_stats",
     "skeleton_export",
+    "model_summary",
 )
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
@@ -44,6 +46,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
+
+
+def model_jobs(config: dict) -> dict[str, int]:
+    """The model stage retrains on every change of the data: a backbone per modality, a run per head."""
+    modalities, heads = len(config["model"]["modalities"]), len(config["model"]["heads"])
+    return {"backbone": modalities, "imagine_head": modalities * heads}
 
 
 def planned_jobs(workdir: Path) -> dict[str, int]:
@@ -87,6 +95,7 @@ def test_full_run_then_incremental_rebuild(project):
     assert planned_jobs(workdir) == {
         **{rule: 2 * per_participant for rule in per_video_rules},
         **{rule: 1 for rule in ONCE},
+        **model_jobs(config),
         "views_contact_sheet": 1,
         "flow_figure": 1,
         "skeleton_overlay": len(config["synth"]["composites"]) + 1,  # first view: E00 and the composites
@@ -119,6 +128,7 @@ def test_full_run_then_incremental_rebuild(project):
     assert (results / "shards" / "P01_V1.h5").stat().st_size > 0
     stats = (results / "tables" / "dataset_stats.tsv").read_text()
     assert "Perspectives" in stats and "Frames (RGB+Flow)" in stats
+    check_model_outputs(results, config, composites=int((sheet["kind"] == "composite").sum()))
     assert planned_jobs(workdir) == {}  # nothing new: nothing runs
 
     shutil.copytree(workdir / "staged" / "P03", workdir / "raw" / "P03")
@@ -126,6 +136,7 @@ def test_full_run_then_incremental_rebuild(project):
     assert planned_jobs(workdir) == {
         **{rule: per_participant for rule in per_video_rules},
         **{rule: 1 for rule in ONCE},
+        **model_jobs(config),
         "shard": len(config["views"]),  # the new participant's shards only
     }
     snakemake(workdir)
@@ -135,6 +146,34 @@ def test_full_run_then_incremental_rebuild(project):
     assert len(index) == 3 * per_participant
     assert len(read_sheet(results / "samples.tsv")) == 3 * per_participant
     assert planned_jobs(workdir) == {}
+
+
+def check_model_outputs(results: Path, config: dict, composites: int) -> None:
+    """Every modality's backbone and head runs wrote metrics, plots and weights; the summary lists them."""
+    for modality in config["model"]["modalities"]:
+        for head in config["model"]["heads"]:
+            folder = results / "model" / modality / head
+            metrics = json.loads((folder / "metrics.json").read_text())
+            assert metrics["modality"] == modality and metrics["head"] == head
+            assert set(metrics["summary"]) == {head, "sigmoid", "backbone"}
+            assert metrics["composite"]["videos"]["n_videos"] == composites
+            assert set(metrics["composite"]["views"]) == set(config["views"])
+            assert 0 <= metrics["composite"]["fused"]["mAP"] <= 1
+            assert (folder / "per_class_ap.png").read_bytes()[:4] == b"\x89PNG"
+            assert (folder / "head.pt").stat().st_size > 0
+    summary = pd.read_csv(results / "tables" / "model_summary.tsv", sep="\t")
+    runs = len(config["model"]["modalities"]) * len(config["model"]["heads"])
+    assert len(summary) == 3 * runs and summary["imagination"].sum() == runs
+
+
+def test_assess_rule_scores_one_recording(project):
+    workdir, config = project
+    target = Path(config["results_dir"]) / "assess" / "P01" / "V2" / "E05+E08_01.json"
+    snakemake(workdir, str(target))
+    result = json.loads(target.read_text())
+    assert result["modality"] == "skeleton" and result["method"] == "ImagineNet-FC"
+    assert [c["code"] for c in result["classes"]][:1] == ["E00"] and len(result["classes"]) == 14
+    assert all(0 <= c["probability"] <= 1 for c in result["classes"])
 
 
 def test_bad_raw_names_stop_the_workflow_with_one_message(project, tmp_path):

@@ -13,6 +13,8 @@ STAGES = {
     "flow": ("cprcoach.flow.cli", "TV-L1 optical flow (OpenCV on CPU, batched PyTorch on CPU or GPU)"),
     "pose": ("cprcoach.pose.cli", "2D skeletons of the rescuer in the Halpe-26 order"),
     "shards": ("cprcoach.shards.cli", "HDF5 shards: build, check, index, stats, exports, bench"),
+    "model": ("cprcoach.model.cli", "backbones, ImagineNet heads, scoring, assessment"),
+    "assess": ("cprcoach.model.assess", "the errors and probabilities of one recording"),
 }
 
 

@@ -1,0 +1,120 @@
+# The model stage: a backbone per modality trained on the single classes, ImagineNet heads
+# trained on its features and scored on the composite videos, and assessment of one recording.
+
+
+rule backbone:
+    input:
+        index=f"{RESULTS}/shards/index.tsv",
+        shards=all_shards(),
+    output:
+        checkpoint=backbone_path("backbone.pt"),
+        features=backbone_path("features.npz"),
+    log:
+        f"{RESULTS}/logs/backbone/{{modality}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/backbone/{{modality}}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: MODEL["threads"]
+    resources:
+        gpu=model_gpus(),
+        mem_mb=8000,
+        runtime=240,
+    params:
+        options=lambda wildcards: backbone_options(wildcards.modality),
+    shell:
+        "python -m cprcoach.model backbone --modality {wildcards.modality} --index {input.index:q}"
+        " --checkpoint {output.checkpoint:q} --features {output.features:q} {params.options}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule imagine_head:
+    input:
+        features=backbone_path("features.npz"),
+    output:
+        metrics=report(
+            head_path("metrics.json"),
+            caption="../workflow/report/metrics.rst",
+            category="ImagineNet",
+            subcategory="{modality}",
+            labels={"modality": "{modality}", "head": "{head}", "file": "metrics"},
+        ),
+        plot=report(
+            head_path("per_class_ap.png"),
+            caption="../workflow/report/per_class_ap.rst",
+            category="ImagineNet",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "head": "{head}",
+                "file": "per-class AP",
+            },
+        ),
+        head=head_path("head.pt"),
+    log:
+        f"{RESULTS}/logs/imagine_head/{{modality}}_{{head}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/imagine_head/{{modality}}_{{head}}.tsv"
+    conda:
+        "../envs/model.yaml"
+    # The heads are small: one thread each, and the heads of a modality train side by side.
+    threads: 1
+    resources:
+        gpu=model_gpus(),
+        mem_mb=4000,
+        runtime=60,
+    params:
+        options=imagine_options(),
+    shell:
+        "python -m cprcoach.model imagine --features {input.features:q} --head {wildcards.head}"
+        " --metrics {output.metrics:q} --plot {output.plot:q} --checkpoint {output.head:q}"
+        " {params.options} --threads {threads} > {log:q} 2>&1"
+
+
+rule model_summary:
+    input:
+        all_metrics(),
+    output:
+        report(
+            f"{RESULTS}/tables/model_summary.tsv",
+            caption="../workflow/report/model_summary.rst",
+            category="ImagineNet",
+        ),
+    log:
+        f"{RESULTS}/logs/model_summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/model_summary.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "python -m cprcoach.model summary {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule assess_recording:
+    # On request: `snakemake results/assess/P01/V1/E05+E08_01.json`.
+    input:
+        unpack(assess_inputs),
+    output:
+        f"{RESULTS}/assess/{VIDEO_STEM}.json",
+    log:
+        f"{RESULTS}/logs/assess_recording/{VIDEO_STEM}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/assess_recording/{VIDEO_STEM}.tsv"
+    conda:
+        "../envs/model.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        head=lambda wildcards, input: (
+            f"--head {shlex.quote(input.head)}" if "head" in input.keys() else ""
+        ),
+        options=assess_options(),
+    shell:
+        "python -m cprcoach.model assess {input.prepared:q} --backbone {input.backbone:q}"
+        " {params.head} {params.options} --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,300 @@
+"""The TSN backbones on a tiny real shard: shapes, the input functions against the eval-mode Datasets,
+training that learns and repeats with a seed, feature extraction in index order; and assessing a
+raw recording through the workflow's preprocessing, against what the workflow made of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cprcoach.config import validate_config
+from cprcoach.errors import CprCoachError
+from cprcoach.flow.extract import extract_flow
+from cprcoach.flow.params import TVL1Params
+from cprcoach.model.assess import assess_recording
+from cprcoach.model.data import bundle_from_index
+from cprcoach.model.features import load_features, run_skeleton_backbone, run_video_backbone
+from cprcoach.model.stgcn import STGCNConfig
+from cprcoach.model.train import BackboneSettings
+from cprcoach.model.tsn import (
+    TSN,
+    TSNConfig,
+    TSNSettings,
+    default_length,
+    extract_tsn,
+    fit_tsn,
+    flow_clip_input,
+    flow_input,
+    rgb_clip_input,
+    rgb_input,
+    tsn_dataset,
+)
+from cprcoach.pose.estimate import estimate_pose
+from cprcoach.samples import read_sheet, samples_from_config, write_sheet
+from cprcoach.shards.build import shard_videos
+from cprcoach.shards.datasets import FlowDataset, RGBDataset
+from cprcoach.shards.index import build_index, read_index, write_index
+from cprcoach.shards.store import ShardVideo, build_shard, open_shard, read_video
+from cprcoach.synth.dataset import generate_dataset
+from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
+
+FAST_TVL1 = {"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2}
+FAST = TVL1Params.from_config(FAST_TVL1)
+SOURCE, RGB = (256, 136), (96, 72)
+VIEWS = ("V1", "V2")
+SUFFIXES = {"rgb": "rgb.mp4", "pose_clip": "pose.mp4", "probe": "probe.json", "flow": "flow.npz", "pose": "pose.npz"}
+TINY = {"channels": [8, 16], "segments": 3, "dropout": 0.0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(root: Path) -> dict:
+    """The tiny dataset's configuration: what the index fixture and an assessment preprocess with."""
+    return validate_config(
+        {
+            "raw_dir": str(root / "raw"),
+            "raw_pattern": "{participant}/{view}/{label}_{take}.mp4",
+            "results_dir": str(root / "results"),
+            "classes": None,
+            "views": list(VIEWS),
+            "split": {"heldout_participants": []},
+            "video": {
+                "source": {"width": SOURCE[0], "height": SOURCE[1], "fps": 25},
+                "clips": {
+                    "rgb": {"width": RGB[0], "height": RGB[1]},
+                    "pose": {"width": SOURCE[0], "height": SOURCE[1]},
+                },
+            },
+            "flow": {"backend": "opencv", "tvl1": FAST_TVL1},
+            "pose": {"backend": "groundtruth"},
+            "synth": {
+                "seed": 5,
+                "participants": 1,
+                "seconds": 1.0,
+                "singles": ["E00", "E05"],
+                "composites": [],
+                "workers": 1,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory) -> pd.DataFrame:
+    """1 participant x 2 views x (E00, E05), 1 s each, through resize, flow and pose into 2 shards."""
+    root = tmp_path_factory.mktemp("tsn")
+    config = tiny_config(root)
+    generate_dataset(config)
+    write_sheet(samples_from_config(config), root / "samples.tsv")
+    sheet = read_sheet(root / "samples.tsv")
+    files: dict[str, dict[str, Path]] = {}
+    for row in sheet.itertuples():
+        stem = f"{root}/results/{row.participant}/{row.view}/{row.label}_{row.take}"
+        paths = {kind: Path(f"{stem}.{suffix}") for kind, suffix in SUFFIXES.items()}
+        specs = [ClipSpec("rgb", *RGB, paths["rgb"]), ClipSpec("pose", *SOURCE, paths["pose_clip"])]
+        resize_video(
+            row.path,
+            specs,
+            paths["probe"],
+            source_width=SOURCE[0],
+            source_height=SOURCE[1],
+            fps=25,
+            settings=EncoderSettings(threads=1),
+        )
+        extract_flow(paths["rgb"], paths["flow"], params=FAST, backend="opencv", threads=1)
+        estimate_pose(paths["pose_clip"], paths["probe"], paths["pose"], config["pose"])
+        files[row.video_id] = paths
+    shards = []
+    for view in VIEWS:
+        ids = sheet.loc[sheet["view"] == view, "video_id"]
+        lists = {kind: [files[v][kind] for v in ids] for kind in ("rgb", "flow", "pose", "probe")}
+        shards.append(build_shard(shard_videos(sheet, "P01", view, lists), root / "shards" / f"P01_{view}.h5"))
+    write_index(build_index(shards, root / "samples.tsv"), root / "shards" / "index.tsv")
+    return read_index(root / "shards" / "index.tsv")
+
+
+def tiny(modality: str, **config) -> TSN:
+    torch.manual_seed(0)
+    return TSN(TSNConfig(modality=modality, **(TINY | config)))
+
+
+# --- the network and its input -----------------------------------------------------------------------
+
+
+def test_config_defaults():
+    assert (default_length("rgb"), default_length("flow")) == (1, 5)
+    rgb, flow = TSNConfig(), TSNConfig(modality="flow", length=3)
+    assert (rgb.length, rgb.in_channels, flow.in_channels) == (1, 3, 6)
+    assert TSNConfig(**TSNConfig(modality="flow").as_dict()) == TSNConfig(modality="flow")
+    with pytest.raises(ValueError, match="modality"):
+        TSNConfig(modality="depth")
+
+
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_shapes(modality):
+    model = tiny(modality).eval()
+    x = torch.randn(2, 3, model.config.in_channels, RGB[1], RGB[0])
+    pooled, tokens, logits = model.features(x)
+    assert pooled.shape == (2, 16) and tokens.shape == (2, 3, 16) and logits.shape == (2, 14)
+    assert model.feature_dim == 16
+    torch.testing.assert_close(pooled, tokens.mean(dim=1))
+    torch.testing.assert_close(model(x), logits)  # consensus: fc of the mean = mean of the segment scores
+    torch.testing.assert_close(logits, model.fc(tokens).mean(dim=1))
+    torch.testing.assert_close(model.tokens(x[:, :1]), tokens[:, :1])  # each segment on its own
+
+
+def test_input_normalisation():
+    white = torch.full((4, 3, 2, 2), 255, dtype=torch.uint8)
+    x = rgb_input(white, length=2)
+    assert x.shape == (2, 6, 2, 2) and x.dtype == torch.float32
+    white_standardised = (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(x[1, :, 1, 1], white_standardised.repeat(2))  # frames stacked on the channels
+    quantised = torch.tensor([0, 255, 128], dtype=torch.uint8)
+    torch.testing.assert_close(flow_input(quantised), torch.tensor([-1.0, 1.0, 1 / 255]))
+    pixels = torch.tensor([-30.0, 10.0, 0.0], dtype=torch.float16)
+    torch.testing.assert_close(flow_input(pixels, bound=20.0), torch.tensor([-1.0, 0.5, 0.0]))
+    with pytest.raises(ValueError, match="bound"):
+        flow_input(pixels)
+
+
+# --- on the shard ------------------------------------------------------------------------------------
+
+
+def whole_video(record) -> ShardVideo:
+    with open_shard(record.shard) as shard:
+        return read_video(shard, record.group)
+
+
+@pytest.mark.parametrize(("segments", "length"), [(8, 1), (3, 2)])
+def test_rgb_clip_input_is_the_eval_dataset_item(index, segments, length):
+    config = TSNConfig(modality="rgb", segments=segments, length=length)
+    fed = tsn_dataset(config, index, train=False)
+    raw = RGBDataset(index, num_segments=segments, length=length, train=False)
+    for i, record in enumerate(index.itertuples()):
+        clip = rgb_clip_input(whole_video(record).rgb, segments, length)
+        assert clip.shape == (segments, 3 * length, RGB[1], RGB[0])
+        torch.testing.assert_close(clip, fed[i][0], rtol=0, atol=0)
+        torch.testing.assert_close(clip, rgb_input(raw[i][0], length), rtol=0, atol=0)
+        assert fed[i][1] == record.label_index
+
+
+@pytest.mark.parametrize(("segments", "length"), [(8, 5), (3, 2)])
+def test_flow_clip_input_is_the_eval_dataset_item(index, segments, length):
+    config = TSNConfig(modality="flow", segments=segments, length=length)
+    fed = tsn_dataset(config, index, train=False)
+    pixels = FlowDataset(index, num_segments=segments, length=length, train=False, as_float=True)
+    for i, record in enumerate(index.itertuples()):
+        video = whole_video(record)
+        clip = flow_clip_input(video.flow_x, video.flow_y, segments, length)
+        assert clip.shape == (segments, 2 * length, RGB[1], RGB[0])
+        torch.testing.assert_close(clip, fed[i][0], rtol=0, atol=0)
+        # In units of the bound: the dequantised pixels divided by it.
+        torch.testing.assert_close(clip, pixels[i][0] / record.flow_bound)
+
+
+def test_training_draws_random_snippets(index):
+    config = TSNConfig(modality="rgb", segments=3)
+    torch.manual_seed(0)
+    fed = tsn_dataset(config, index, train=True)
+    assert not all(torch.equal(fed[0][0], fed[0][0]) for _ in range(5))
+
+
+def test_fit_tsn_learns_and_repeats(index):
+    rows = index.assign(label_index=[VIEWS.index(v) for v in index["view"]])  # separable: the camera
+    # One batch of all four: with fewer, batch norm sees one view alone and the loss jumps about.
+    settings = TSNSettings(epochs=15, batch_size=4, lr=1e-2, seed=3)
+    runs = []
+    for _ in range(2):
+        model = tiny("rgb")
+        runs.append((fit_tsn(model, rows, settings, torch.device("cpu")), model.state_dict()))
+        assert not model.training
+    (history, weights), (again, weights_again) = runs
+    assert [r["epoch"] for r in history] == list(range(1, 16))
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]
+    assert [r["accuracy"] for r in history[-3:]] == [1.0, 1.0, 1.0]
+    assert [(r["loss"], r["accuracy"]) for r in history] == [(r["loss"], r["accuracy"]) for r in again]
+    assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
+    other = tiny("rgb")
+    fit_tsn(other, rows, TSNSettings(epochs=1, batch_size=2, seed=4), torch.device("cpu"))
+    first = tiny("rgb")
+    fit_tsn(first, rows, TSNSettings(epochs=1, batch_size=2, seed=3), torch.device("cpu"))
+    assert not torch.equal(other.fc.weight, first.fc.weight)
+
+
+def test_fit_tsn_with_a_worker_and_dropout_repeats(index):
+    # Batches of 3 and 1 in a shuffled order; the snippets drawn in the worker process.
+    settings = TSNSettings(epochs=2, batch_size=3, seed=1, workers=1)
+    runs = []
+    for _ in range(2):
+        model = tiny("flow", dropout=0.5)
+        runs.append((fit_tsn(model, index, settings, torch.device("cpu")), model.state_dict()))
+    (history, weights), (again, weights_again) = runs
+    assert [r["loss"] for r in history] == [r["loss"] for r in again]
+    assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
+
+
+def test_extract_tsn_in_index_order(index):
+    model = tiny("flow")
+    rows = index.iloc[::-1]
+    pooled, tokens, logits = extract_tsn(model, rows, torch.device("cpu"), batch_size=3)
+    assert pooled.shape == (4, 16) and tokens.shape == (4, 3, 16) and logits.shape == (4, 14)
+    assert pooled.dtype == tokens.dtype == logits.dtype == np.float32
+    with torch.no_grad():
+        for i, record in enumerate(rows.itertuples()):
+            video = whole_video(record)
+            one = model.features(flow_clip_input(video.flow_x, video.flow_y, 3, model.config.length)[None])
+            for got, want in zip((pooled, tokens, logits), one, strict=True):
+                np.testing.assert_allclose(got[i], want[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_rows_the_backbone_refuses(index):
+    composite = index.assign(multi_hot=["00000100100000", *index["multi_hot"][1:]])
+    with pytest.raises(CprCoachError, match="single-class"):
+        fit_tsn(tiny("rgb"), composite, TSNSettings(epochs=1), torch.device("cpu"))
+    with pytest.raises(CprCoachError, match="frame size"):
+        tsn_dataset(TSNConfig(), index.assign(height=[72, 72, 72, 84]), train=True)
+    with pytest.raises(CprCoachError, match="flow bound"):
+        tsn_dataset(TSNConfig(modality="flow"), index.assign(flow_bound=[20.0, 20.0, 20.0, 10.0]), train=True)
+    with pytest.raises(CprCoachError, match="no videos"):
+        tsn_dataset(TSNConfig(), index.iloc[:0], train=False)
+
+
+# --- assessment of a raw recording -------------------------------------------------------------------
+
+
+def test_assess_a_raw_recording_as_the_workflow_preprocessed_it(index, tmp_path):
+    """Skeleton and flow reach the backbone exactly as the workflow stored them in the shards (pose and
+    flow are stored losslessly), so the scores equal the features file's; RGB differs only by the
+    shards' JPEG."""
+    root = Path(index["shard"].iloc[0]).parents[1]
+    config = tiny_config(root)
+    row = int(np.flatnonzero(index["video_id"] == "P01_V2_E05_01")[0])
+    raw = root / "raw" / "P01" / "V2" / "E05_01.mp4"
+    cpu = torch.device("cpu")
+    bundle = bundle_from_index(root / "shards" / "index.tsv", frames=16)
+    skeleton = STGCNConfig(channels=[8], strides=[1])
+    run_skeleton_backbone(bundle, tmp_path / "s.pt", tmp_path / "s.npz", BackboneSettings(epochs=1), skeleton, cpu)
+    settings = TSNSettings(epochs=1, batch_size=4)
+    for modality in ("rgb", "flow"):
+        network = TSNConfig(modality=modality, **TINY)
+        run_video_backbone(index, tmp_path / f"{modality}.pt", tmp_path / f"{modality}.npz", settings, network, cpu)
+    for modality, tolerance in (("skeleton", 1e-4), ("flow", 1e-4), ("rgb", 0.02)):
+        checkpoint = tmp_path / ("s.pt" if modality == "skeleton" else f"{modality}.pt")
+        features = load_features(checkpoint.with_suffix(".npz"))
+        result = assess_recording(raw, checkpoint, config=config, threshold=0.5)
+        got = np.array([c["probability"] for c in result["classes"]])
+        want = torch.softmax(torch.from_numpy(features.logits[row]), dim=0).numpy()
+        assert result["modality"] == modality and result["method"] == "backbone softmax"
+        np.testing.assert_allclose(got, want, atol=tolerance)
+    with pytest.raises(CprCoachError, match="reads a flow"):
+        assess_recording(root / "results" / "P01" / "V2" / "E05_01.rgb.mp4", tmp_path / "flow.pt", prepared=True)

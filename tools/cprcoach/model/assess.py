@@ -1,0 +1,161 @@
+"""`cprcoach assess`: the errors of one recording, with the probability of each class.
+
+The recording is a raw video, run through the workflow's preprocessing with the settings of
+config.yaml (cprcoach.model.prepare), or with --prepared what the workflow already made of it
+for the backbone's modality (pose track, RGB clip or flow). The backbone and, with --head, a
+trained ImagineNet head (one sigmoid per class: several errors can be present at once) score
+it; without --head the backbone's softmax is used. Errors are the error classes whose
+probability reaches --threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cprcoach.atomic import write_json_atomic
+from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.logs import setup_logging
+from cprcoach.model.features import load_checkpoint
+from cprcoach.model.heads import TOKEN_HEADS
+from cprcoach.model.imagine import TITLES, load_head
+from cprcoach.model.prepare import model_input, prepare_recording
+from cprcoach.model.train import resolve_device
+
+log = logging.getLogger(__name__)
+
+CORRECT = "E00"
+THRESHOLD = 0.5
+
+
+@torch.no_grad()
+def assess_input(
+    x: torch.Tensor,
+    backbone: torch.nn.Module,
+    meta: dict[str, Any],
+    head_path: str | Path | None = None,
+    threshold: float = THRESHOLD,
+) -> dict[str, Any]:
+    """A backbone input (batch of one) -> each class's probability and the errors found."""
+    device = next(backbone.parameters()).device
+    pooled, tokens, logits = backbone.features(x.to(device))
+    if head_path is None:
+        probabilities, method = torch.softmax(logits, dim=1), TITLES["backbone"]
+    else:
+        head, head_meta = load_head(head_path, device)
+        if list(head_meta["classes"]) != list(meta["classes"]):
+            raise CprCoachError(
+                "the head was trained with another class table than the backbone",
+                path=head_path,
+                fix="pass the head trained on this backbone's features",
+            )
+        inputs = tokens if head_meta["kind"] in TOKEN_HEADS else pooled
+        probabilities = torch.sigmoid(head(inputs[:, None].expand(-1, head_meta["copies"], *inputs.shape[1:])))
+        method = TITLES[head_meta["kind"]]
+    scores = probabilities[0].cpu().numpy().astype(float)
+    classes = [
+        {"code": code, "name": name, "probability": round(float(p), 4)}
+        for code, name, p in zip(meta["classes"], meta["class_names"], scores, strict=True)
+    ]
+    errors = [c["code"] for c in classes if c["code"] != CORRECT and c["probability"] >= threshold]
+    return {
+        "modality": meta["modality"],
+        "method": method,
+        "threshold": threshold,
+        "errors": errors,
+        "correct": not errors,
+        "classes": classes,
+    }
+
+
+def assess_recording(
+    recording: str | Path,
+    backbone_path: str | Path,
+    head_path: str | Path | None = None,
+    *,
+    prepared: bool = False,
+    config: dict[str, Any] | None = None,
+    threshold: float = THRESHOLD,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """Score one recording (raw, preprocessed with `config`; or `prepared` for the backbone's modality)."""
+    recording = Path(recording)
+    if not recording.is_file():
+        raise CprCoachError("no such recording", path=recording, fix="check the path")
+    backbone, meta = load_checkpoint(backbone_path, device)
+    if prepared:
+        x = model_input(recording, meta)
+    else:
+        if config is None:
+            raise CprCoachError("a raw recording needs the config its preprocessing follows", fix="pass --config")
+        with tempfile.TemporaryDirectory(prefix="cprcoach-assess-") as workdir:
+            x = model_input(prepare_recording(recording, meta["modality"], config, Path(workdir)), meta)
+    return {"recording": str(recording), **assess_input(x, backbone, meta, head_path, threshold)}
+
+
+def format_result(result: dict[str, Any]) -> str:
+    width = max(len(c["name"]) for c in result["classes"])
+    found = ", ".join(f"{c['name']} ({c['code']})" for c in result["classes"] if c["code"] in result["errors"])
+    lines = [
+        f"{Path(result['recording']).name}: {found or 'no error found'}"
+        f" ({result['method']} on {result['modality']}, threshold {result['threshold']})"
+    ]
+    for c in result["classes"]:
+        mark = "  <-" if c["code"] in result["errors"] else ""
+        lines.append(f"  {c['code']}  {c['name']:<{width}}  {c['probability']:.3f}{mark}")
+    return "\n".join(lines)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="cprcoach assess", description=__doc__)
+    parser.add_argument("recording", type=Path, help="raw video, or with --prepared the modality's input")
+    parser.add_argument("--backbone", type=Path, required=True, help="checkpoint of `cprcoach model backbone`")
+    parser.add_argument("--head", type=Path, help="head of `cprcoach model imagine --checkpoint` (default: softmax)")
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings of the preprocessing")
+    parser.add_argument(
+        "--prepared", action="store_true", help="the recording is the pose track, RGB clip or flow the workflow made"
+    )
+    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="probability from which an error counts")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    parser.add_argument("--out", type=Path, help="write the result here (JSON) instead of printing it")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+@cli_errors
+def run(args: argparse.Namespace) -> None:
+    setup_logging(args.verbose)
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CprCoachError(f"--threshold must be within [0, 1], got {args.threshold}", fix="pass e.g. 0.5")
+    config = None
+    if not args.prepared:
+        from cprcoach.config import load_config
+
+        config = load_config(args.config)
+    result = assess_recording(
+        args.recording,
+        args.backbone,
+        args.head,
+        prepared=args.prepared,
+        config=config,
+        threshold=args.threshold,
+        device=resolve_device(args.device),
+    )
+    if args.out is not None:
+        write_json_atomic(args.out, result)
+        log.info("%s", format_result(result))
+    else:
+        print(json.dumps(result, indent=1) if args.json else format_result(result))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry for the top-level `cprcoach assess` (run_module_main)."""
+    run(build_parser().parse_args(argv))

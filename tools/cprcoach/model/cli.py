@@ -1,0 +1,18 @@
+"""The model stage: train the backbones, train and score ImagineNet heads, assess one recording."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cprcoach.dispatch import dispatch, run_module_parser
+
+COMMANDS = {
+    "backbone": ("cprcoach.model.features", "train a backbone on the single classes; write checkpoint + features"),
+    "imagine": ("cprcoach.model.imagine", "train a head (fc|sa|ca|sigmoid|backbone), score it, write metrics"),
+    "summary": ("cprcoach.model.summary", "one table of every method's scores from the metrics files"),
+    "assess": ("cprcoach.model.assess", "the errors and probabilities of one recording"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    dispatch("cprcoach model", __doc__, COMMANDS, argv, run_module_parser)

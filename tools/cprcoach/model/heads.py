@@ -1,0 +1,121 @@
+"""ImagineNet's heads (as in the official release) and the sigmoid baseline.
+
+Every head takes k samples at once, (N, k, d) pooled features or (N, k, T', d) token sequences,
+and gives 14 logits. Training feeds imagined composites (k = 2 different errors, or 3) and real
+single-class videos as a sample paired with itself; testing feeds a real video paired with
+itself, so a test input has the form of every training input (see imagine.py).
+
+- fc: the mean of the k pooled features, then Linear(d, d/4), ReLU, Dropout(0.5), Linear(d/4, 14).
+  The release adds the two features of a pair; for pairs alone the mean is the same up to a
+  factor the first layer absorbs, and with triples it keeps every input at one scale: a triple's
+  sum would be 1.5x the size of the test input, a video paired with itself.
+- sa: the k token sequences are joined into one, one Transformer encoder layer (self-attention,
+  4 heads) runs over it, mean-pooled, then the fc head's MLP.
+- ca: each sample's sequence attends (cross-attention, 4 heads) to the others' sequences, then
+  feed-forward as in a Transformer layer; all outputs mean-pooled, then the MLP.
+- sigmoid: the fc architecture on one sample (k = 1), the baseline without imagination.
+sa and ca add sinusoidal positions to each sequence numbered from 0: the imagined errors happen
+during the same time, not one after the other. Both are symmetric in the k samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+HEADS = ("fc", "sa", "ca", "sigmoid")
+TOKEN_HEADS = ("sa", "ca")
+ATTENTION_HEADS = 4
+
+
+class MLP(nn.Sequential):
+    """The release's classifier: Linear(d, d/4), ReLU, Dropout(0.5), Linear(d/4, classes)."""
+
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.5):
+        hidden = max(dim // 4, 1)
+        super().__init__(
+            nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+        )
+
+
+def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) encodings of Vaswani et al.: sin on even channels, cos on odd ones."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table
+
+
+class FCHead(nn.Module):
+    """(N, k, d) -> (N, C): mean of the k pooled features, then the MLP."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.mlp = MLP(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x.mean(dim=1))
+
+
+class SAHead(nn.Module):
+    """(N, k, T', d) -> (N, C): self-attention over the joined sequences, mean-pooled, MLP."""
+
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = nn.TransformerEncoderLayer(
+            dim, ATTENTION_HEADS, dim_feedforward=2 * dim, dropout=dropout, batch_first=True
+        )
+        self.mlp = MLP(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, k, t, d = x.shape
+        x = x + sinusoidal_positions(t, d).to(x.device)
+        return self.mlp(self.encoder(x.reshape(n, k * t, d)).mean(dim=1))
+
+
+class CAHead(nn.Module):
+    """(N, k, T', d) -> (N, C): every sample's sequence queries the others', mean-pooled, MLP."""
+
+    def __init__(self, dim: int, num_classes: int, dropout: float = 0.1):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, ATTENTION_HEADS, dropout=dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(dim)
+        self.feedforward = nn.Sequential(
+            nn.Linear(dim, 2 * dim), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
+        )
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.mlp = MLP(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, k, t, d = x.shape
+        if k < 2:
+            raise ValueError("cross-attention needs at least two samples per input")
+        x = x + sinusoidal_positions(t, d).to(x.device)
+        outputs = []
+        for i in range(k):
+            query = x[:, i]
+            others = torch.cat([x[:, j] for j in range(k) if j != i], dim=1)
+            attended = self.norm1(query + self.dropout(self.attention(query, others, others, need_weights=False)[0]))
+            outputs.append(self.norm2(attended + self.dropout(self.feedforward(attended))))
+        return self.mlp(torch.cat(outputs, dim=1).mean(dim=1))
+
+
+def make_head(kind: str, dim: int, num_classes: int) -> nn.Module:
+    """A head by name (HEADS)."""
+    if kind in ("fc", "sigmoid"):
+        return FCHead(dim, num_classes)
+    if kind == "sa":
+        return SAHead(dim, num_classes)
+    if kind == "ca":
+        return CAHead(dim, num_classes)
+    raise ValueError(f"unknown head {kind!r} (expected one of {', '.join(HEADS)})")
+
+
+def input_copies(kind: str) -> int:
+    """How many copies of a test video a head gets: 1 for the baseline trained on single samples, else 2."""
+    return 1 if kind == "sigmoid" else 2

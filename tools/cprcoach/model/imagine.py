@@ -1,0 +1,312 @@
+"""`cprcoach model imagine`: ImagineNet, trained on composites imagined from single-class samples.
+
+The sampler, per epoch, for every unordered combination of different error classes (all
+C(13, 2) = 78 pairs; with --triples also the C(13, 3) = 286 triples) draws `draws` random
+training samples of each class of the combination and labels them with the union of their
+labels (a 14-d multi-hot vector, index 0 = 0). Combinations are drawn afresh every epoch.
+The correct class E00 is never part of an imagined composite. Nothing else is respected: the
+class table's exclusive groups (e.g. hands_high with hands_low) are mixed too, as in the
+release; imagining them costs nothing and the test set simply never asks for them.
+
+Real single-class videos are trained on alongside (as in the release), each as a sample paired
+with itself and its one-hot target: this is how the head sees E00 at all, and it keeps the
+input form of every example the same (k samples of one feature scale). Test videos are fed
+the same way, paired with themselves (k = 2), so the fc head sees a video's feature itself, the
+scale of an imagined composite's mean.
+
+Baselines scored in the same run, on the same features:
+- backbone: the backbone's softmax over the 14 classes, used as multi-label scores;
+- sigmoid: the fc architecture on one sample, BCE on the one-hot single labels, no imagination;
+  its epochs repeat the singles to the size of an imagination epoch, so it gets as many steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cprcoach.atomic import write_json_atomic
+from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.logs import setup_logging
+from cprcoach.model.features import Features, load_features
+from cprcoach.model.heads import HEADS, TOKEN_HEADS, input_copies, make_head
+from cprcoach.model.metrics import score_report
+from cprcoach.model.plots import plot_class_ap
+from cprcoach.model.store import load_payload, save_payload
+from cprcoach.model.train import Groups, HeadSettings, fit_head, predict_head, resolve_device
+
+log = logging.getLogger(__name__)
+
+HEAD_FORMAT = "cprcoach-head/1"
+CORRECT_INDEX = 0
+DRAWS = 16
+METHODS = (*HEADS, "backbone")
+TITLES = {
+    "fc": "ImagineNet-FC",
+    "sa": "ImagineNet-SA",
+    "ca": "ImagineNet-CA",
+    "sigmoid": "sigmoid baseline",
+    "backbone": "backbone softmax",
+}
+
+
+class CompositeSampler:
+    """Imagined composites (and the real singles) of one epoch, from the training samples' classes."""
+
+    def __init__(
+        self,
+        class_index: np.ndarray,
+        num_classes: int,
+        orders: Sequence[int] = (2,),
+        draws: int = DRAWS,
+        singles: bool = True,
+    ):
+        self.class_index = np.asarray(class_index, dtype=np.int64)
+        self.num_classes = num_classes
+        self.draws = draws
+        self.singles = singles
+        self.members = {c: np.flatnonzero(self.class_index == c) for c in range(num_classes)}
+        errors = [c for c in range(num_classes) if c != CORRECT_INDEX]
+        present = [c for c in errors if len(self.members[c])]
+        if len(present) < len(errors):
+            log.warning(
+                "no training samples of error classes %s: composites with them cannot be imagined",
+                [c for c in errors if c not in present],
+            )
+        self.combinations = {
+            k: np.array(list(itertools.combinations(present, k)), dtype=np.int64).reshape(-1, k) for k in orders
+        }
+        if not any(len(c) for c in self.combinations.values()):
+            raise CprCoachError(
+                f"too few error classes among the training samples ({len(present)}) to imagine composites",
+                fix="train on single-class videos of at least two error classes",
+            )
+
+    @property
+    def epoch_size(self) -> int:
+        """Examples per epoch: the singles and every combination's draws."""
+        singles = len(self.class_index) if self.singles else 0
+        return singles + self.draws * sum(len(c) for c in self.combinations.values())
+
+    def epoch(self, rng: np.random.Generator) -> Groups:
+        """[(members (M, k), targets (M, C))]: the real singles as (i, i), then each order's composites."""
+        groups = []
+        if self.singles:
+            index = np.arange(len(self.class_index))
+            groups.append((np.stack([index, index], axis=1), self.one_hot(self.class_index)))
+        for combinations in self.combinations.values():
+            classes = np.repeat(combinations, self.draws, axis=0)
+            members = np.empty_like(classes)
+            for c in np.unique(classes):
+                where = classes == c
+                members[where] = self.members[int(c)][rng.integers(len(self.members[int(c)]), size=int(where.sum()))]
+            targets = np.zeros((len(classes), self.num_classes), dtype=np.float32)
+            np.put_along_axis(targets, classes, 1.0, axis=1)
+            groups.append((members, targets))
+        return groups
+
+    def one_hot(self, classes: np.ndarray) -> np.ndarray:
+        return np.eye(self.num_classes, dtype=np.float32)[classes]
+
+
+def train_method(
+    kind: str,
+    features: Features,
+    settings: HeadSettings,
+    device: torch.device,
+    orders: Sequence[int] = (2,),
+    draws: int = DRAWS,
+) -> tuple[torch.nn.Module | None, np.ndarray, list[dict]]:
+    """Train one method on the training singles; returns (head or None, scores (N, C) of every video, history)."""
+    if kind == "backbone":
+        logits = torch.from_numpy(features.logits)
+        return None, torch.softmax(logits, dim=1).numpy(), []
+    train = np.flatnonzero((features.split == "train") & features.is_single)
+    if len(train) == 0:
+        raise CprCoachError("the features hold no training videos (split train, single class)", fix="check the sheet")
+    inputs = torch.from_numpy(features.tokens if kind in TOKEN_HEADS else features.pooled).to(device)
+    class_index = features.multi_hot[train].argmax(axis=1)
+    num_classes = features.multi_hot.shape[1]
+    sampler = CompositeSampler(class_index, num_classes, orders, draws)
+    if kind == "sigmoid":
+        # As many examples per epoch (so as many gradient steps) as ImagineNet gets: the singles
+        # repeated, so the baseline is not simply trained less.
+        repeat = max(1, round(sampler.epoch_size / len(train)))
+        groups: Groups = [
+            (np.tile(train, repeat)[:, None], np.tile(np.eye(num_classes, dtype=np.float32)[class_index], (repeat, 1)))
+        ]
+
+        def draw(rng: np.random.Generator) -> Groups:
+            return groups
+    else:
+
+        def draw(rng: np.random.Generator) -> Groups:
+            return [(train[members], targets) for members, targets in sampler.epoch(rng)]
+
+    torch.manual_seed(settings.seed)
+    head = make_head(kind, inputs.shape[-1], num_classes)
+    history = fit_head(head, inputs, draw, settings)
+    return head, predict_head(head, inputs, input_copies(kind)), history
+
+
+def save_head(path: str | Path, kind: str, head: torch.nn.Module, features: Features, dim: int) -> None:
+    state = {key: value.cpu() for key, value in head.state_dict().items()}
+    payload = {
+        "format": HEAD_FORMAT,
+        "kind": kind,
+        "dim": dim,
+        "num_classes": features.multi_hot.shape[1],
+        "copies": input_copies(kind),
+        "classes": list(features.meta["classes"]),
+        "backbone_checkpoint": features.meta.get("checkpoint"),
+        "state_dict": state,
+    }
+    save_payload(path, payload)
+
+
+def load_head(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A trained head (eval mode) and its checkpoint's fields."""
+    payload = load_payload(path, HEAD_FORMAT, "pass a head written by `cprcoach model imagine --checkpoint`", device)
+    head = make_head(payload["kind"], payload["dim"], payload["num_classes"])
+    head.load_state_dict(payload["state_dict"])
+    return head.to(device).eval(), payload
+
+
+def run_imagine(
+    features_path: str | Path,
+    kind: str,
+    metrics_path: str | Path,
+    plot_path: str | Path,
+    settings: HeadSettings,
+    device: torch.device,
+    checkpoint: str | Path | None = None,
+    orders: Sequence[int] = (2,),
+    draws: int = DRAWS,
+    baselines: bool = True,
+) -> dict[str, Any]:
+    """Train `kind` (and the baselines), score every method on the test videos, write metrics, plot, head."""
+    features = load_features(features_path)
+    codes = list(features.meta["classes"])
+    composite = features.multi_hot.sum(axis=1) >= 2
+    heldout = (features.split == "test") & features.is_single
+    if not composite.any():
+        log.warning("the features hold no composite videos: no mAP can be computed")
+    methods = [kind] + ([m for m in ("sigmoid", "backbone") if m != kind] if baselines and kind != "backbone" else [])
+    reports, timings = {}, {}
+    for method in methods:
+        started = time.perf_counter()
+        head, scores, history = train_method(method, features, settings, device, orders, draws)
+        timings[method] = round(time.perf_counter() - started, 2)
+        reports[method] = score_report(
+            scores, features.multi_hot, features.view, features.recording, composite, heldout, codes
+        )
+        fused = reports[method]["composite"]["fused"]
+        log.info(
+            "%s: composite mAP %s, mmit-mAP %s (fused over views), held-out single top-1 %s, %.1f s",
+            TITLES[method],
+            fused["mAP"],
+            fused["mmit_mAP"],
+            reports[method]["single_top1"]["fused"]["top1"],
+            timings[method],
+        )
+        if method == kind and head is not None:
+            if history:
+                first, last = history[0]["loss"], history[-1]["loss"]
+                log.info("%s: loss %.4f -> %.4f over %d epochs", method, first, last, len(history))
+            if checkpoint is not None:
+                inputs = features.tokens if kind in TOKEN_HEADS else features.pooled
+                save_head(checkpoint, kind, head, features, inputs.shape[-1])
+    train = (features.split == "train") & features.is_single
+    metrics = {
+        "modality": features.meta.get("modality"),
+        "head": kind,
+        "features": str(features_path),
+        "backbone_checkpoint": features.meta.get("checkpoint"),
+        "seed": settings.seed,
+        "epochs": settings.epochs if kind != "backbone" else features.meta.get("epochs"),
+        "settings": settings.as_dict(),
+        "imagination": {
+            "orders": list(orders),
+            "draws_per_combination": draws,
+            "singles_as_pairs": True,
+            "test_copies": input_copies(kind) if kind != "backbone" else None,
+        },
+        "n_train_videos": int(train.sum()),
+        "n_composite_videos": int(composite.sum()),
+        "n_heldout_single_videos": int(heldout.sum()),
+        "device": str(device),
+        "timings": {"train_and_score_s": timings, "backbone": features.meta.get("timings")},
+        **reports[kind],
+        "baselines": {m: reports[m] for m in methods[1:]},
+        "summary": {
+            m: {
+                "composite_mAP": r["composite"]["videos"]["mAP"],
+                "composite_mmit_mAP": r["composite"]["videos"]["mmit_mAP"],
+                "composite_mAP_fused": r["composite"]["fused"]["mAP"],
+                "composite_mmit_mAP_fused": r["composite"]["fused"]["mmit_mAP"],
+                "single_top1": r["single_top1"]["videos"]["top1"],
+                "single_top1_fused": r["single_top1"]["fused"]["top1"],
+            }
+            for m, r in reports.items()
+        },
+    }
+    write_json_atomic(metrics_path, metrics)
+    plot_class_ap(
+        {TITLES[m]: reports[m]["composite"]["fused"]["per_class_AP"] for m in methods},
+        {TITLES[m]: reports[m]["composite"]["fused"]["mAP"] for m in methods},
+        plot_path,
+        f"{features.meta.get('modality')}: per-class AP on composite videos (fused over views)",
+        dict(zip(codes, features.meta.get("class_names", []), strict=False)),
+    )
+    log.info("-> %s, %s", metrics_path, plot_path)
+    return metrics
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="cprcoach model imagine", description=__doc__)
+    defaults = HeadSettings()
+    parser.add_argument("--features", type=Path, required=True, help="features of `cprcoach model backbone` (.npz)")
+    parser.add_argument("--head", choices=METHODS, default="fc", help="the method to train and score")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--plot", type=Path, required=True, help="per-class AP bar plot to write (.png)")
+    parser.add_argument("--checkpoint", type=Path, help="trained head to write (.pt), for `cprcoach model assess`")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--step", type=int, default=defaults.step, help="epochs before the learning rate drops 10x")
+    parser.add_argument("--draws", type=int, default=DRAWS, help="imagined samples per class combination per epoch")
+    parser.add_argument("--triples", action="store_true", help="imagine three-error composites too")
+    parser.add_argument("--no-baselines", action="store_true", help="score only --head")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ...")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+@cli_errors
+def run(args: argparse.Namespace) -> None:
+    setup_logging(args.verbose)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = HeadSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, step=args.step, seed=args.seed)
+    run_imagine(
+        args.features,
+        args.head,
+        args.metrics,
+        args.plot,
+        settings,
+        resolve_device(args.device),
+        checkpoint=args.checkpoint,
+        orders=(2, 3) if args.triples else (2,),
+        draws=args.draws,
+        baselines=not args.no_baselines,
+    )
