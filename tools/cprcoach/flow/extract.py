@@ -21,6 +21,7 @@ from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.quantize import quantize
+from cprcoach.gpu import claim_cuda_device
 from cprcoach.logs import setup_logging
 from cprcoach.video.frames import read_frames
 
@@ -39,11 +40,13 @@ def compute_flow(
 
     from cprcoach.flow.tvl1 import flow_torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CprCoachError(
-            "flow.device is cuda, but torch sees no GPU",
-            fix="set flow.device: cpu in config.yaml, or run on a GPU node",
-        )
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise CprCoachError(
+                "flow.device is cuda, but torch sees no GPU",
+                fix="set flow.device: cpu in config.yaml, or run on a GPU node",
+            )
+        device = claim_cuda_device()
     return flow_torch(frames, params, device=device, batch_size=batch_size)
 
 

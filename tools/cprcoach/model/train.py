@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from cprcoach.errors import CprCoachError
+from cprcoach.gpu import claim_cuda_device
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,16 @@ Groups = list[tuple[np.ndarray, np.ndarray]]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` is CUDA when there is one, else the CPU; asking for CUDA without one is an error."""
+    """`auto` is CUDA when there is one, else the CPU; asking for CUDA without one is an error.
+    A bare `cuda` claims a GPU no other cprcoach job holds (cprcoach.gpu)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
         raise CprCoachError("--device cuda was asked for, but PyTorch sees no CUDA device", fix="use --device cpu")
-    return device
+    return device if device.index is not None else torch.device(claim_cuda_device())
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,69 @@
+"""One GPU per job on a workstation with several.
+
+Snakemake's `--resources gpu=N` caps how many GPU jobs run at once, but it does not say which GPU
+each one gets, and plain `cuda` is always the first. So a job that asks for `cuda` claims the
+first device no other cprcoach job holds: an exclusive lock (flock) on a file named after the
+device's UUID, held until the process exits, when the kernel releases it, crash or not. Under
+SLURM, `--gpus=1` already leaves each job one visible device, which it finds free.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from cprcoach.errors import CprCoachError
+
+log = logging.getLogger(__name__)
+
+# The lock files of this process's devices: open for as long as it runs.
+_held: list[IO[str]] = []
+
+
+def lock_dir() -> Path:
+    """Where the lock files live: CPRCOACH_GPU_LOCKS, else one folder in the machine's temp dir."""
+    return Path(os.environ.get("CPRCOACH_GPU_LOCKS") or Path(tempfile.gettempdir()) / "cprcoach-gpu-locks")
+
+
+def device_ids() -> list[str]:
+    """One id per visible CUDA device that is the same in every process: its UUID."""
+    import torch
+
+    return [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
+
+
+def claim_cuda_device(ids: Sequence[str] | None = None, folder: str | Path | None = None) -> str:
+    """`cuda:I` for the first visible device (ids in visible order) that no other job holds; the
+    claim lasts until this process ends."""
+    ids = device_ids() if ids is None else list(ids)
+    if not ids:
+        raise CprCoachError("a CUDA device was asked for, but PyTorch sees none", fix="use device: cpu")
+    folder = Path(folder) if folder is not None else lock_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, device in enumerate(ids):
+        handle = open(folder / f"{device}.lock", "w")  # noqa: SIM115 - held open: the lock lives with it
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        _held.append(handle)
+        log.info("claimed GPU %d (%s)", index, device)
+        return f"cuda:{index}"
+    raise CprCoachError(
+        f"all {len(ids)} visible GPUs are held by other cprcoach jobs (locks in {folder})",
+        fix="run with --resources gpu=N, N at most the number of GPUs (profiles/workstation sets it)",
+    )
+
+
+def release_cuda_devices() -> None:
+    """Give back this process's devices (a process that ends releases them anyway)."""
+    while _held:
+        _held.pop().close()
