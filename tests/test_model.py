@@ -1,5 +1,5 @@
 """The model stage: skeleton normalisation, the ST-GCN graph, heads, the composite sampler, AP metrics,
-training that learns and repeats with a seed, and the three commands end to end on a toy dataset."""
+training that learns and repeats with a seed, and the commands end to end on a toy dataset."""
 
 from __future__ import annotations
 
