@@ -1,4 +1,5 @@
-"""Shared test helpers: small videos made on the spot with ffmpeg's test sources."""
+"""Shared test helpers: small videos made on the spot with ffmpeg's test sources, and the
+workflow's per-video stages run on one recording."""
 
 from __future__ import annotations
 
@@ -7,9 +8,27 @@ from pathlib import Path
 
 import pytest
 
+from cprcoach.flow.extract import extract_flow
+from cprcoach.flow.params import TVL1Params
+from cprcoach.pose.estimate import estimate_pose
 from cprcoach.video.ffmpeg import ffmpeg_exe
+from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
 REPO = Path(__file__).resolve().parent.parent
+# The small synthetic recordings of the stage tests: source size, RGB clip size and a quick TV-L1.
+SOURCE, RGB = (256, 136), (96, 72)
+FAST_TVL1 = {"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2}
+FAST = TVL1Params.from_config(FAST_TVL1)
+
+
+def preprocess_recording(raw: Path, paths: dict[str, Path], pose: dict | None = None) -> None:
+    """One raw recording through the workflow's per-video stages: the rgb and pose clips with the
+    probe, OpenCV flow and the groundtruth pose (`pose`: the config's pose section)."""
+    specs = [ClipSpec("rgb", *RGB, paths["rgb"]), ClipSpec("pose", *SOURCE, paths["pose_clip"])]
+    settings = EncoderSettings(threads=1)
+    resize_video(raw, specs, paths["probe"], source_width=SOURCE[0], source_height=SOURCE[1], fps=25, settings=settings)
+    extract_flow(paths["rgb"], paths["flow"], params=FAST, backend="opencv", threads=1)
+    estimate_pose(paths["pose_clip"], paths["probe"], paths["pose"], pose or {"backend": "groundtruth"})
 
 
 def make_video(

@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import FAST_TVL1, RGB, SOURCE, preprocess_recording
 from cprcoach.config import validate_config
 from cprcoach.errors import CprCoachError
-from cprcoach.flow.extract import extract_flow
-from cprcoach.flow.params import TVL1Params
 from cprcoach.model.assess import assess_recording
 from cprcoach.model.data import bundle_from_index
 from cprcoach.model.features import load_features, run_skeleton_backbone, run_video_backbone
@@ -33,18 +32,13 @@ from cprcoach.model.tsn import (
     rgb_input,
     tsn_dataset,
 )
-from cprcoach.pose.estimate import estimate_pose
 from cprcoach.samples import read_sheet, samples_from_config, write_sheet
 from cprcoach.shards.build import shard_videos
 from cprcoach.shards.datasets import FlowDataset, RGBDataset
 from cprcoach.shards.index import build_index, read_index, write_index
 from cprcoach.shards.store import ShardVideo, build_shard, open_shard, read_video
 from cprcoach.synth.dataset import generate_dataset
-from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
-FAST_TVL1 = {"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2}
-FAST = TVL1Params.from_config(FAST_TVL1)
-SOURCE, RGB = (256, 136), (96, 72)
 VIEWS = ("V1", "V2")
 SUFFIXES = {"rgb": "rgb.mp4", "pose_clip": "pose.mp4", "probe": "probe.json", "flow": "flow.npz", "pose": "pose.npz"}
 TINY = {"channels": [8, 16], "segments": 3, "dropout": 0.0}
@@ -101,18 +95,7 @@ def index(tmp_path_factory) -> pd.DataFrame:
     for row in sheet.itertuples():
         stem = f"{root}/results/{row.participant}/{row.view}/{row.label}_{row.take}"
         paths = {kind: Path(f"{stem}.{suffix}") for kind, suffix in SUFFIXES.items()}
-        specs = [ClipSpec("rgb", *RGB, paths["rgb"]), ClipSpec("pose", *SOURCE, paths["pose_clip"])]
-        resize_video(
-            row.path,
-            specs,
-            paths["probe"],
-            source_width=SOURCE[0],
-            source_height=SOURCE[1],
-            fps=25,
-            settings=EncoderSettings(threads=1),
-        )
-        extract_flow(paths["rgb"], paths["flow"], params=FAST, backend="opencv", threads=1)
-        estimate_pose(paths["pose_clip"], paths["probe"], paths["pose"], config["pose"])
+        preprocess_recording(Path(row.path), paths, config["pose"])
         files[row.video_id] = paths
     shards = []
     for view in VIEWS:

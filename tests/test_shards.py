@@ -18,12 +18,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import FAST, RGB, SOURCE, preprocess_recording
 from cprcoach.config import validate_config
 from cprcoach.errors import CprCoachError
 from cprcoach.flow.extract import extract_flow, read_flow
-from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.quantize import quantize
-from cprcoach.pose.estimate import estimate_pose
 from cprcoach.pose.format import read_pose
 from cprcoach.samples import read_sheet, samples_from_config, write_sheet
 from cprcoach.shards import store
@@ -37,10 +36,7 @@ from cprcoach.shards.stats import dataset_stats, human_bytes
 from cprcoach.shards.store import build_shard, open_shard, read_video
 from cprcoach.synth.dataset import generate_dataset
 from cprcoach.video.frames import read_frames
-from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
-FAST = TVL1Params.from_config({"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2})
-SOURCE, RGB = (256, 136), (96, 72)
 FRAMES = 25
 KINDS = ("rgb", "flow", "pose", "probe")
 SHARDS = [sys.executable, "-m", "cprcoach.shards"]
@@ -89,18 +85,7 @@ def processed(tmp_path_factory) -> dict:
             "flow": root / "results" / "flow" / f"{stem}.npz",
             "pose": root / "results" / "pose" / f"{stem}.npz",
         }
-        specs = [ClipSpec("rgb", *RGB, paths["rgb"]), ClipSpec("pose", *SOURCE, paths["pose_clip"])]
-        resize_video(
-            row.path,
-            specs,
-            paths["probe"],
-            source_width=SOURCE[0],
-            source_height=SOURCE[1],
-            fps=25,
-            settings=EncoderSettings(threads=1),
-        )
-        extract_flow(paths["rgb"], paths["flow"], params=FAST, backend="opencv", threads=1)
-        estimate_pose(paths["pose_clip"], paths["probe"], paths["pose"], {"backend": "groundtruth"})
+        preprocess_recording(Path(row.path), paths)
         files[row.video_id] = paths
     return {"root": root, "sheet": read_sheet(root / "samples.tsv"), "files": files}
 
