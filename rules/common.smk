@@ -167,6 +167,12 @@ def head_path(name):
     return f"{RESULTS}/model/{{modality}}/{{head}}/{name}"
 
 
+def backbone_threads(wildcards):
+    """A backbone job's threads: torch's, and for rgb and flow the DataLoader's reading processes."""
+    workers = MODEL["video"]["workers"] if wildcards.modality != "skeleton" else 0
+    return MODEL["threads"] + workers
+
+
 def model_gpus():
     return 1 if MODEL["device"] == "cuda" else 0
 
@@ -188,6 +194,8 @@ def cli_options(options):
 def backbone_options(modality):
     """The backbone command's options for one modality, from config.yaml's model section."""
     common = {"device": MODEL["device"], "seed": MODEL["seed"]}
+    if config["classes"]:
+        common["classes"] = config["classes"]
     if modality == "skeleton":
         return cli_options(common | MODEL["skeleton"])
     video = MODEL["video"]

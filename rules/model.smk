@@ -15,17 +15,18 @@ rule backbone:
         f"{RESULTS}/benchmarks/backbone/{{modality}}.tsv"
     conda:
         "../envs/model.yaml"
-    threads: MODEL["threads"]
+    threads: backbone_threads
     resources:
         gpu=model_gpus(),
         mem_mb=8000,
         runtime=240,
     params:
         options=lambda wildcards: backbone_options(wildcards.modality),
+        torch_threads=MODEL["threads"],
     shell:
         "python -m cprcoach.model backbone --modality {wildcards.modality} --index {input.index:q}"
         " --checkpoint {output.checkpoint:q} --features {output.features:q} {params.options}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --threads {params.torch_threads} > {log:q} 2>&1"
 
 
 rule imagine_head:

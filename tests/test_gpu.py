@@ -11,6 +11,8 @@ from conftest import REPO
 from cprcoach.errors import CprCoachError
 from cprcoach.gpu import claim_cuda_device, release_cuda_devices
 
+IDS = ["GPU-aaaa", "GPU-bbbb"]
+
 
 @pytest.fixture(autouse=True)
 def release():
@@ -18,27 +20,48 @@ def release():
     release_cuda_devices()
 
 
-def test_jobs_get_different_devices_and_a_full_machine_is_a_clear_error(tmp_path):
-    ids = ["GPU-aaaa", "GPU-bbbb"]
-    assert claim_cuda_device(ids, tmp_path) == "cuda:0"
-    assert claim_cuda_device(ids, tmp_path) == "cuda:1"
-    with pytest.raises(CprCoachError, match="all 2 visible GPUs are held") as error:
-        claim_cuda_device(ids, tmp_path)
-    assert "--resources gpu=N" in error.value.fix
-    release_cuda_devices()
-    assert claim_cuda_device(ids, tmp_path) == "cuda:0"
-
-
-def test_a_claim_is_held_across_processes_and_freed_when_its_process_ends(tmp_path):
-    ids = ["GPU-aaaa", "GPU-bbbb"]
-    assert claim_cuda_device(ids, tmp_path) == "cuda:0"
-    code = f"from cprcoach.gpu import claim_cuda_device; print(claim_cuda_device({ids!r}, {str(tmp_path)!r}))"
-    other = [sys.executable, "-c", code]
+def other_job(folder, wait: bool = False) -> subprocess.Popen:
+    """A process that claims a device, prints it, and (with wait) holds it until its stdin closes."""
+    code = f"from cprcoach.gpu import claim_cuda_device; print(claim_cuda_device({IDS!r}, {str(folder)!r}), flush=True)"
+    if wait:
+        code += "; import sys; sys.stdin.read()"
     env = {"PYTHONPATH": str(REPO / "tools")}
-    for _ in range(2):  # the second run finds GPU 1 free again: the first one's claim ended with it
-        assert subprocess.run(other, capture_output=True, text=True, env=env, check=True).stdout == "cuda:1\n"
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
-def test_no_device_is_a_clear_error(tmp_path):
+def test_jobs_get_different_devices_and_a_full_machine_is_a_clear_error(tmp_path):
+    assert claim_cuda_device(IDS, tmp_path) == "cuda:0"
+    assert claim_cuda_device(IDS, tmp_path) == "cuda:0"  # one process, one device, however often it asks
+    holder = other_job(tmp_path, wait=True)
+    try:
+        assert holder.stdout.readline() == "cuda:1\n"
+        third = other_job(tmp_path)
+        _, error = third.communicate(timeout=60)
+        assert third.returncode != 0 and "all 2 visible GPUs are held by other cprcoach jobs" in error
+    finally:
+        holder.communicate(timeout=60)  # closing its stdin ends it, and its claim with it
+    freed = other_job(tmp_path)
+    assert freed.communicate(timeout=60)[0] == "cuda:1\n"
+
+
+def test_release_gives_the_device_back(tmp_path):
+    assert claim_cuda_device(IDS, tmp_path) == "cuda:0"
+    release_cuda_devices()
+    assert other_job(tmp_path).communicate(timeout=60)[0] == "cuda:0\n"
+
+
+def test_no_device_and_unwritable_locks_are_clear_errors(tmp_path):
     with pytest.raises(CprCoachError, match="PyTorch sees none"):
         claim_cuda_device([], tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(CprCoachError, match="cannot use the GPU lock files") as error:
+        claim_cuda_device(IDS, blocker / "locks")
+    assert "CPRCOACH_GPU_LOCKS" in error.value.fix

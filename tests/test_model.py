@@ -248,6 +248,8 @@ def test_heads_are_symmetric_in_their_samples():
     fc = FCHead(32, C).eval()
     torch.testing.assert_close(fc(tokens[:, :, 0]), fc(tokens[:, :, 0].flip(1)))
     assert fc.mlp[0].out_features == 8 and fc.mlp[2].p == 0.5  # d -> d/4, dropout 0.5 as in the release
+    with pytest.raises(CprCoachError, match="multiple of 4"):
+        make_head("ca", 30, C)
     table = sinusoidal_positions(10, 32)
     assert table.shape == (10, 32) and table[0, 1] == 1.0 and table[0, 0] == 0.0
 
@@ -286,6 +288,11 @@ def test_sampler_triples_and_missing_classes(caplog):
     assert sampler.combinations[2].tolist() == [[1, 5], [1, 8], [5, 8]]
     with pytest.raises(CprCoachError, match="too few error classes"):
         CompositeSampler(np.array([0, 3]), C)
+    two = CompositeSampler(np.array([0, 5, 8]), C, orders=(2, 3), draws=1)  # no triple of two errors
+    assert list(two.combinations) == [2] and [m.shape for m, _ in two.epoch(np.random.default_rng(0))] == [
+        (3, 2),
+        (1, 2),
+    ]
 
 
 # --- training ------------------------------------------------------------------------------------

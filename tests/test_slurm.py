@@ -27,7 +27,8 @@ from cprcoach.synth.dataset import generate_dataset
 pytestmark = pytest.mark.slow
 
 CLUSTER = REPO / "scripts" / "slurm-cluster"
-# A state directory and ports of its own, apart from a cluster started by hand with the defaults.
+# A state directory and ports of its own. (One cluster at a time per machine: stop one started by
+# hand first, or start refuses to replace its configuration link.)
 CLUSTER_ENV = {"CPRCOACH_SLURM_DIR": "/tmp/cprcoach-slurm-test", "CPRCOACH_SLURM_PORT": "26817"}
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
 # Jobs run `python -m cprcoach...`: sbatch exports this PATH to them (--export=ALL).

@@ -21,8 +21,8 @@ from cprcoach.errors import CprCoachError
 
 log = logging.getLogger(__name__)
 
-# The lock files of this process's devices: open for as long as it runs.
-_held: list[IO[str]] = []
+# This process's device and its lock file: open for as long as it runs.
+_held: list[tuple[str, IO[str]]] = []
 
 
 def lock_dir() -> Path:
@@ -39,24 +39,37 @@ def device_ids() -> list[str]:
 
 def claim_cuda_device(ids: Sequence[str] | None = None, folder: str | Path | None = None) -> str:
     """`cuda:I` for the first visible device (ids in visible order) that no other job holds; the
-    claim lasts until this process ends."""
+    claim lasts until this process ends, and later calls in the process return the same device."""
+    if _held:
+        return _held[0][0]
     ids = device_ids() if ids is None else list(ids)
     if not ids:
-        raise CprCoachError("a CUDA device was asked for, but PyTorch sees none", fix="use device: cpu")
+        raise CprCoachError(
+            "a CUDA device was asked for, but PyTorch sees none", fix="set flow.device and model.device to cpu"
+        )
     folder = Path(folder) if folder is not None else lock_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, device in enumerate(ids):
-        handle = open(folder / f"{device}.lock", "w")  # noqa: SIM115 - held open: the lock lives with it
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        _held.append(handle)
-        log.info("claimed GPU %d (%s)", index, device)
-        return f"cuda:{index}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, device in enumerate(ids):
+            # Append mode: opening must not wipe the holder's PID before the lock is tried.
+            handle = open(folder / f"{device}.lock", "a")  # noqa: SIM115 - held open: the lock lives with it
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            handle.truncate(0)
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            _held.append((f"cuda:{index}", handle))
+            log.info("claimed GPU %d (%s)", index, device)
+            return f"cuda:{index}"
+    except OSError as error:
+        raise CprCoachError(
+            f"cannot use the GPU lock files ({error})",
+            path=folder,
+            fix="set CPRCOACH_GPU_LOCKS to a folder you can write",
+        ) from None
     raise CprCoachError(
         f"all {len(ids)} visible GPUs are held by other cprcoach jobs (locks in {folder})",
         fix="run with --resources gpu=N, N at most the number of GPUs (profiles/workstation sets it)",
@@ -66,4 +79,4 @@ def claim_cuda_device(ids: Sequence[str] | None = None, folder: str | Path | Non
 def release_cuda_devices() -> None:
     """Give back this process's devices (a process that ends releases them anyway)."""
     while _held:
-        _held.pop().close()
+        _held.pop()[1].close()

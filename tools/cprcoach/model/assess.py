@@ -31,7 +31,6 @@ from cprcoach.model.train import resolve_device
 
 log = logging.getLogger(__name__)
 
-CORRECT = "E00"
 THRESHOLD = 0.5
 
 
@@ -64,7 +63,8 @@ def assess_input(
         {"code": code, "name": name, "probability": round(float(p), 4)}
         for code, name, p in zip(meta["classes"], meta["class_names"], scores, strict=True)
     ]
-    errors = [c["code"] for c in classes if c["code"] != CORRECT and c["probability"] >= threshold]
+    correct = meta["classes"][0]  # the class table's index 0 is the correct action
+    errors = [c["code"] for c in classes if c["code"] != correct and c["probability"] >= threshold]
     return {
         "modality": meta["modality"],
         "method": method,

@@ -2,7 +2,8 @@
 the features of every video (train and test) that the ImagineNet heads learn from.
 
 Modalities: skeleton (ST-GCN on the Halpe-26 graph, cprcoach.model.stgcn), rgb and flow (a
-TSN-style 2D CNN over segments, cprcoach.model.tsn), all read from the shards through their index.
+TSN-style 2D CNN over segments, cprcoach.model.tsn), all read from the shards through their index
+(the workflow's way); the skeleton can also come from a sample sheet and its pose files.
 
 Features file (.npz, one row per video in sample-sheet order):
   pooled     (N, d) float32        the token sequence's mean: what the fc and sigmoid heads read
@@ -351,6 +352,8 @@ def given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
 def load_bundle(args: argparse.Namespace) -> SkeletonBundle:
     """The skeleton bundle from --index, or from --samples and --poses."""
     if args.index is not None:
+        if args.samples is not None or args.poses is not None:
+            raise CprCoachError("two inputs given", fix="pass --index INDEX, or --samples SHEET and --poses PATTERN")
         return bundle_from_index(args.index, args.frames)
     if args.samples is None or args.poses is None:
         raise CprCoachError("no input", fix="pass --index INDEX, or --samples SHEET and --poses PATTERN")
@@ -368,7 +371,8 @@ def run(args: argparse.Namespace) -> None:
         config = STGCNConfig(strides=args.strides, **given(args, "channels"))
         if len(config.channels) != len(config.strides):
             raise CprCoachError(
-                "--channels and --strides must have one entry per block", fix="give both the same length"
+                f"{len(config.channels)} block widths but {len(config.strides)} strides",
+                fix="give model.skeleton.channels and model.skeleton.strides (--channels, --strides) one entry per block",
             )
         settings = BackboneSettings(seed=args.seed, **training)
         run_skeleton_backbone(load_bundle(args), args.checkpoint, args.features, settings, config, device, args.classes)

@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from cprcoach.errors import CprCoachError
+
 HEADS = ("fc", "sa", "ca", "sigmoid")
 TOKEN_HEADS = ("sa", "ca")
 ATTENTION_HEADS = 4
@@ -109,6 +111,12 @@ def make_head(kind: str, dim: int, num_classes: int) -> nn.Module:
     """A head by name (HEADS)."""
     if kind in ("fc", "sigmoid"):
         return FCHead(dim, num_classes)
+    if kind in TOKEN_HEADS and dim % ATTENTION_HEADS:
+        raise CprCoachError(
+            f"the {kind} head splits the features over {ATTENTION_HEADS} attention heads; {dim} channels do not divide",
+            fix=f"make the backbone's last width (model.skeleton.channels or model.video.channels) a multiple of "
+            f"{ATTENTION_HEADS}",
+        )
     if kind == "sa":
         return SAHead(dim, num_classes)
     if kind == "ca":

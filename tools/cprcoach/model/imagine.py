@@ -81,8 +81,11 @@ class CompositeSampler:
                 "no training samples of error classes %s: composites with them cannot be imagined",
                 [c for c in errors if c not in present],
             )
+        # Orders with no combination (triples of two classes) are left out, not drawn empty.
         self.combinations = {
-            k: np.array(list(itertools.combinations(present, k)), dtype=np.int64).reshape(-1, k) for k in orders
+            k: np.array(list(itertools.combinations(present, k)), dtype=np.int64).reshape(-1, k)
+            for k in orders
+            if len(present) >= k
         }
         if not any(len(c) for c in self.combinations.values()):
             raise CprCoachError(
@@ -297,6 +300,8 @@ def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.head == "backbone" and args.checkpoint is not None:
+        raise CprCoachError("the backbone's own scores have no head to save", fix="leave out --checkpoint")
     settings = HeadSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, step=args.step, seed=args.seed)
     run_imagine(
         args.features,

@@ -38,7 +38,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type != "cuda":
         return device
     if not torch.cuda.is_available():
-        raise CprCoachError("--device cuda was asked for, but PyTorch sees no CUDA device", fix="use --device cpu")
+        raise CprCoachError(
+            "--device cuda was asked for, but PyTorch sees no CUDA device",
+            fix="set model.device: cpu in config.yaml (--device cpu on the command line), or run on a GPU node",
+        )
     return device if device.index is not None else torch.device(claim_cuda_device())
 
 

@@ -219,6 +219,7 @@ def fit_tsn(model: TSN, index: pd.DataFrame, settings: TSNSettings, device: torc
         shuffle=True,
         num_workers=settings.workers,
         persistent_workers=settings.workers > 0,
+        pin_memory=device.type == "cuda",  # so the non-blocking copies below overlap the compute
         generator=torch.Generator().manual_seed(settings.seed),
     )
     model.to(device).train()
