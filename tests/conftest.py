@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cprcoach.config import validate_config
 from cprcoach.flow.extract import extract_flow
 from cprcoach.flow.params import TVL1Params
 from cprcoach.pose.estimate import estimate_pose
@@ -19,6 +20,38 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE, RGB = (256, 136), (96, 72)
 FAST_TVL1 = {"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2}
 FAST = TVL1Params.from_config(FAST_TVL1)
+
+
+def tiny_config(root: Path, *, seed: int, singles: list[str], composites: list[str]) -> dict:
+    """A one-participant, two-view dataset of 1 s recordings under `root`, with the settings that
+    preprocess_recording uses (SOURCE, RGB, FAST_TVL1, the groundtruth pose)."""
+    return validate_config(
+        {
+            "raw_dir": str(root / "raw"),
+            "raw_pattern": "{participant}/{view}/{label}_{take}.mp4",
+            "results_dir": str(root / "results"),
+            "classes": None,
+            "views": ["V1", "V2"],
+            "split": {"heldout_participants": []},
+            "video": {
+                "source": {"width": SOURCE[0], "height": SOURCE[1], "fps": 25},
+                "clips": {
+                    "rgb": {"width": RGB[0], "height": RGB[1]},
+                    "pose": {"width": SOURCE[0], "height": SOURCE[1]},
+                },
+            },
+            "flow": {"backend": "opencv", "tvl1": FAST_TVL1},
+            "pose": {"backend": "groundtruth"},
+            "synth": {
+                "seed": seed,
+                "participants": 1,
+                "seconds": 1.0,
+                "singles": singles,
+                "composites": composites,
+                "workers": 1,
+            },
+        }
+    )
 
 
 def preprocess_recording(raw: Path, paths: dict[str, Path], pose: dict | None = None) -> None:

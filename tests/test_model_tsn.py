@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import FAST_TVL1, RGB, SOURCE, preprocess_recording
-from cprcoach.config import validate_config
+from conftest import RGB, preprocess_recording, tiny_config
 from cprcoach.errors import CprCoachError
 from cprcoach.model.assess import assess_recording
 from cprcoach.model.data import bundle_from_index
@@ -52,42 +51,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_config(root: Path) -> dict:
+def tsn_config(root: Path) -> dict:
     """The tiny dataset's configuration: what the index fixture and an assessment preprocess with."""
-    return validate_config(
-        {
-            "raw_dir": str(root / "raw"),
-            "raw_pattern": "{participant}/{view}/{label}_{take}.mp4",
-            "results_dir": str(root / "results"),
-            "classes": None,
-            "views": list(VIEWS),
-            "split": {"heldout_participants": []},
-            "video": {
-                "source": {"width": SOURCE[0], "height": SOURCE[1], "fps": 25},
-                "clips": {
-                    "rgb": {"width": RGB[0], "height": RGB[1]},
-                    "pose": {"width": SOURCE[0], "height": SOURCE[1]},
-                },
-            },
-            "flow": {"backend": "opencv", "tvl1": FAST_TVL1},
-            "pose": {"backend": "groundtruth"},
-            "synth": {
-                "seed": 5,
-                "participants": 1,
-                "seconds": 1.0,
-                "singles": ["E00", "E05"],
-                "composites": [],
-                "workers": 1,
-            },
-        }
-    )
+    return tiny_config(root, seed=5, singles=["E00", "E05"], composites=[])
 
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory) -> pd.DataFrame:
     """1 participant x 2 views x (E00, E05), 1 s each, through resize, flow and pose into 2 shards."""
     root = tmp_path_factory.mktemp("tsn")
-    config = tiny_config(root)
+    config = tsn_config(root)
     generate_dataset(config)
     write_sheet(samples_from_config(config), root / "samples.tsv")
     sheet = read_sheet(root / "samples.tsv")
@@ -260,7 +233,7 @@ def test_assess_a_raw_recording_as_the_workflow_preprocessed_it(index, tmp_path)
     flow are stored losslessly), so the scores equal the features file's; RGB differs only by the
     shards' JPEG."""
     root = Path(index["shard"].iloc[0]).parents[1]
-    config = tiny_config(root)
+    config = tsn_config(root)
     row = int(np.flatnonzero(index["video_id"] == "P01_V2_E05_01")[0])
     raw = root / "raw" / "P01" / "V2" / "E05_01.mp4"
     cpu = torch.device("cpu")

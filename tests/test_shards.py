@@ -18,8 +18,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import FAST, RGB, SOURCE, preprocess_recording
-from cprcoach.config import validate_config
+from conftest import FAST, RGB, SOURCE, preprocess_recording, tiny_config
 from cprcoach.errors import CprCoachError
 from cprcoach.flow.extract import extract_flow, read_flow
 from cprcoach.flow.quantize import quantize
@@ -46,31 +45,7 @@ SHARDS = [sys.executable, "-m", "cprcoach.shards"]
 def processed(tmp_path_factory) -> dict:
     """1 participant x 2 views x (E00, E05+E08), 1 s each, through resize, flow and pose."""
     root = tmp_path_factory.mktemp("processed")
-    config = validate_config(
-        {
-            "raw_dir": str(root / "raw"),
-            "raw_pattern": "{participant}/{view}/{label}_{take}.mp4",
-            "results_dir": str(root / "results"),
-            "classes": None,
-            "views": ["V1", "V2"],
-            "split": {"heldout_participants": []},
-            "video": {
-                "source": {"width": SOURCE[0], "height": SOURCE[1], "fps": 25},
-                "clips": {
-                    "rgb": {"width": RGB[0], "height": RGB[1]},
-                    "pose": {"width": SOURCE[0], "height": SOURCE[1]},
-                },
-            },
-            "synth": {
-                "seed": 3,
-                "participants": 1,
-                "seconds": 1.0,
-                "singles": ["E00"],
-                "composites": ["E05+E08"],
-                "workers": 1,
-            },
-        }
-    )
+    config = tiny_config(root, seed=3, singles=["E00"], composites=["E05+E08"])
     generate_dataset(config)
     sheet = samples_from_config(config)
     write_sheet(sheet, root / "samples.tsv")
