@@ -226,3 +226,12 @@ def test_benchmark_runs(capsys):
     assert "pairs/s" in out
     assert "torch/opencv" in out
     assert "EPE" in out
+
+
+def test_benchmark_without_cpu_pairs_needs_a_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        benchmark.run(benchmark.build_parser().parse_args(["--size", "64x48", "--pairs", "0"]))
+    err = capsys.readouterr().err
+    assert "--pairs 0 skips the CPU comparison" in err
+    assert "fix:" in err

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from skimage import color, data
 
+from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.flow.opencv import flow_opencv
 from cprcoach.flow.tvl1 import TVL1Params, auto_batch_size, flow_torch
 from cprcoach.logs import setup_logging
@@ -90,7 +91,12 @@ def timed(solve: Callable[[np.ndarray], np.ndarray], clip: np.ndarray) -> tuple[
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="cprcoach flow bench", description=__doc__)
     parser.add_argument("--size", default="340x256", help="frame size WxH (the rgb clips: 340x256)")
-    parser.add_argument("--pairs", type=int, default=12, help="frame pairs solved on the CPU by each backend")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=12,
+        help="frame pairs solved on the CPU by each backend (0: skip the CPU comparison)",
+    )
     parser.add_argument("--cuda-pairs", type=int, default=1024, help="frame pairs solved on the GPU, if there is one")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of OpenCV and torch")
     parser.add_argument("--batch-size", type=int, help="pairs per torch call (default: auto_batch_size)")
@@ -98,6 +104,26 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def compare_on_cpu(clip: np.ndarray, truth: np.ndarray, params: TVL1Params, threads: int, batch: int) -> None:
+    """OpenCV's solver and ours on the same CPU threads and pairs: pairs/s, their ratio and the EPE."""
+    pairs, (height, width) = len(truth), clip.shape[1:]
+    cpu_batch = batch or auto_batch_size(height, width, "cpu", params)
+    opencv, opencv_time = timed(functools.partial(flow_opencv, params=params), clip)
+    ours, ours_time = timed(functools.partial(flow_torch, params=params, device="cpu", batch_size=cpu_batch), clip)
+    opencv_rate, ours_rate = pairs / opencv_time, pairs / ours_time
+    print(f"opencv   {pairs} pairs in {opencv_time:.2f} s  {opencv_rate:.2f} pairs/s  {threads} threads")
+    print(f"torch    {pairs} pairs in {ours_time:.2f} s  {ours_rate:.2f} pairs/s  {threads} threads, batch {cpu_batch}")
+    ratio = ours_rate / opencv_rate
+    print(
+        f"ratio    torch/opencv {ratio:.2f}x the pairs/s on the CPU (target >= 1): {'met' if ratio >= 1 else 'NOT met'}"
+    )
+    print(
+        f"EPE      opencv {end_point_error(opencv, truth):.3f} px, torch {end_point_error(ours, truth):.3f} px,"
+        f" torch vs opencv {end_point_error(ours, opencv):.3f} px (interior, {MARGIN} px margin)"
+    )
+
+
+@cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -105,26 +131,15 @@ def run(args: argparse.Namespace) -> None:
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
+    if not args.pairs and not cuda:
+        raise CprCoachError(
+            "nothing to measure: --pairs 0 skips the CPU comparison, and torch sees no GPU",
+            fix="give --pairs N, or run the benchmark on a machine with a GPU",
+        )
     clip, truth = synthetic_clip(max(args.pairs, args.cuda_pairs if cuda else 0) + 1, height, width)
-    cpu_clip, cpu_truth = clip[: args.pairs + 1], truth[: args.pairs]
-
-    cpu_batch = args.batch_size or auto_batch_size(height, width, "cpu", params)
-    opencv, opencv_time = timed(functools.partial(flow_opencv, params=params), cpu_clip)
-    ours, ours_time = timed(functools.partial(flow_torch, params=params, device="cpu", batch_size=cpu_batch), cpu_clip)
-    opencv_rate, ours_rate = args.pairs / opencv_time, args.pairs / ours_time
     print(f"frames   {width}x{height} grey, astronaut moved by smooth random flow (max {MAX_FLOW:g} px); default TV-L1")
-    print(f"opencv   {args.pairs} pairs in {opencv_time:.2f} s  {opencv_rate:.2f} pairs/s  {args.threads} threads")
-    print(
-        f"torch    {args.pairs} pairs in {ours_time:.2f} s  {ours_rate:.2f} pairs/s  {args.threads} threads, batch {cpu_batch}"
-    )
-    ratio = ours_rate / opencv_rate
-    print(
-        f"ratio    torch/opencv {ratio:.2f}x the pairs/s on the CPU (target >= 1): {'met' if ratio >= 1 else 'NOT met'}"
-    )
-    print(
-        f"EPE      opencv {end_point_error(opencv, cpu_truth):.3f} px, torch {end_point_error(ours, cpu_truth):.3f} px,"
-        f" torch vs opencv {end_point_error(ours, opencv):.3f} px (interior, {MARGIN} px margin)"
-    )
+    if args.pairs:
+        compare_on_cpu(clip[: args.pairs + 1], truth[: args.pairs], params, args.threads, args.batch_size)
     if not cuda:
         print("cuda     no GPU: torch.cuda.is_available() is False")
         return

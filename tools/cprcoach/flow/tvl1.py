@@ -34,8 +34,9 @@ GPU_CHECK_INTERVAL = 2
 # (batch 1: 3.2-3.7, 2: 4.1-4.5, 3: 3.5-3.8, 4: 3.6, 6: 3.4, 12: 3.0 pairs/s); more spill the caches.
 CPU_BATCH_PIXELS = 2 * 340 * 256
 # Peak live bytes per pixel of a pair (solver state plus the median filter's scratch): 230 measured
-# on the CPU with every allocation mmap-ed, rounded up for the CUDA allocator's block sizes.
-BYTES_PER_PIXEL = 256
+# on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak);
+# the rest is margin for the CUDA allocator's block sizes.
+BYTES_PER_PIXEL = 288
 CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
 
 
