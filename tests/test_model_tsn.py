@@ -4,6 +4,7 @@ raw recording through the workflow's preprocessing, against what the workflow ma
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_config_defaults():
     assert (default_length("rgb"), default_length("flow")) == (1, 5)
     rgb, flow = TSNConfig(), TSNConfig(modality="flow", length=3)
     assert (rgb.length, rgb.in_channels, flow.in_channels) == (1, 3, 6)
-    assert TSNConfig(**TSNConfig(modality="flow").as_dict()) == TSNConfig(modality="flow")
+    assert TSNConfig(**asdict(TSNConfig(modality="flow"))) == TSNConfig(modality="flow")
     with pytest.raises(ValueError, match="modality"):
         TSNConfig(modality="depth")
 

@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, extra: dict[str, A
     payload = {
         "format": CHECKPOINT_FORMAT,
         "architecture": architecture_of(model),
-        "config": model.config.as_dict(),
+        "config": asdict(model.config),
         "state_dict": state,
         **extra,
     }
@@ -242,7 +242,7 @@ def run_description(
     return {
         "modality": modality,
         "input": inputs,
-        "settings": settings.as_dict(),
+        "settings": asdict(settings),
         "seed": settings.seed,
         "epochs": settings.epochs,
         "device": str(device),

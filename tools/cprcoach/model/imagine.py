@@ -27,6 +27,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +236,7 @@ def run_imagine(
         "backbone_checkpoint": features.meta.get("checkpoint"),
         "seed": settings.seed,
         "epochs": settings.epochs if kind != "backbone" else features.meta.get("epochs"),
-        "settings": settings.as_dict(),
+        "settings": asdict(settings),
         "imagination": {
             "orders": list(orders),
             "draws_per_combination": draws,

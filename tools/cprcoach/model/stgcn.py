@@ -26,7 +26,7 @@ what the attention heads of ImagineNet read; its mean over time is the pooled fe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -144,9 +144,6 @@ class STGCNConfig:
     dropout: float = 0.2
     centre: int = CENTRE
     embedding: int = 16  # channels of the per-joint input embedding
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class STGCN(nn.Module):

@@ -12,7 +12,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -65,9 +65,6 @@ class BackboneSettings:
     crop: float = 0.5
     seed: int = 0
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass
 class HeadSettings:
@@ -79,9 +76,6 @@ class HeadSettings:
     step: int = 40
     gamma: float = 0.1
     seed: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def augment(x: torch.Tensor, settings: BackboneSettings, generator: torch.Generator) -> torch.Tensor:

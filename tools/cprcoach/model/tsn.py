@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -72,9 +72,6 @@ class TSNConfig:
     def in_channels(self) -> int:
         """The snippet's frames stacked on the channels: 3 per RGB frame, x and y per flow field."""
         return (3 if self.modality == "rgb" else 2) * self.length
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
@@ -195,9 +192,6 @@ class TSNSettings:
     label_smoothing: float = 0.1
     seed: int = 0
     workers: int = 0  # DataLoader processes decoding JPEGs and flow; 0 reads in the training process
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def fit_tsn(model: TSN, index: pd.DataFrame, settings: TSNSettings, device: torch.device) -> list[dict]:

@@ -7,7 +7,6 @@ is +x. Joints follow the Halpe-26 order (cprcoach.skeleton).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,9 +77,6 @@ class Participant:
 
     def dim(self, name: str) -> float:
         return _DIMS[name] * self.scale
-
-    def as_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
 
 
 def make_participant(seed: int, number: int) -> Participant:

@@ -35,9 +35,6 @@ class MotionParams:
     lean_back: float = 0.0  # how much farther back the rescuer kneels than vertical arms need, m
     lean_side: float = 0.0  # sideways roll of the torso, rad (+ toward the manikin's head)
 
-    def as_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
-
 
 def _hands_high(p: MotionParams) -> MotionParams:
     """E01: hands toward the neck (the manikin's head is +x)."""

@@ -7,6 +7,7 @@ line and arrays are compact, so files stay small and byte-identical for the same
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +55,14 @@ def build_sidecar(spec: VideoSpec, take: Take, camera: Camera) -> dict[str, Any]
         "chest_depth": np.round(take.signal.depth, 5).tolist(),
         "hand_lift": np.round(take.signal.lift, 5).tolist(),
         "compression_starts": np.round(take.signal.starts, 4).tolist(),
-        "motion": _rounded(take.motion.as_dict()),
-        "participant_params": take.person.as_dict(),
+        "motion": _rounded(asdict(take.motion)),
+        "participant_params": asdict(take.person),
     }
 
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: (round(v, 6) if isinstance(v, float) else [round(x, 6) for x in v] if isinstance(v, list) else v)
+        k: (round(v, 6) if isinstance(v, float) else [round(x, 6) for x in v] if isinstance(v, (list, tuple)) else v)
         for k, v in values.items()
     }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,9 +24,6 @@ class VideoInfo:
     pix_fmt: str | None
     bit_rate: int | None
     has_audio: bool
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def probe_video(path: str | Path) -> VideoInfo:

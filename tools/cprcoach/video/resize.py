@@ -11,7 +11,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import ffmpeg
@@ -187,7 +187,7 @@ def resize_video(
         for clip in clips:
             partial_path(clip.path).unlink(missing_ok=True)
     sidecar = {
-        "source": info.as_dict(),
+        "source": asdict(info),
         "resampled": bool(warnings),
         "warnings": warnings,
         "clips": outputs,
