@@ -20,7 +20,8 @@ from cprcoach.errors import ConfigError, CprCoachError
 from cprcoach.flow import benchmark, tvl1
 from cprcoach.flow.benchmark import smooth_flow, synthetic_clip
 from cprcoach.flow.opencv import create_tvl1, flow_opencv
-from cprcoach.flow.tvl1 import TVL1Params, _median_filter, auto_batch_size, flow_torch, tvl1_torch
+from cprcoach.flow.quantize import quantize
+from cprcoach.flow.tvl1 import TVL1Params, auto_batch_size, flow_torch, median_filter, tvl1_torch
 
 HEIGHT, WIDTH = 96, 128
 MARGIN = 8  # pixels left out of the end-point error
@@ -142,6 +143,15 @@ def test_batches_give_the_per_pair_flow_and_keep_the_last_partial_batch():
     np.testing.assert_allclose(flow_torch(clip, DEFAULTS, batch_size=100), one_by_one, atol=1e-3)
 
 
+def test_flow_quantized_where_it_is_solved_is_the_stages_quantization():
+    clip, _ = synthetic_clip(4, 48, 64)
+    flow = flow_torch(clip, DEFAULTS, batch_size=2)
+    quantized = flow_torch(clip, DEFAULTS, batch_size=2, bound=2.0)
+    assert quantized.dtype == np.uint8 and quantized.shape == flow.shape
+    np.testing.assert_array_equal(quantized, quantize(flow, 2.0))
+    assert {0, 255} <= set(np.unique(quantized))  # the bound clips
+
+
 def test_sparse_stopping_tests_stay_close_to_opencv(monkeypatch):
     """The GPU's schedule (a stopping test every few iterations), run on the CPU."""
     monkeypatch.setattr(tvl1, "CPU_CHECK_INTERVAL", tvl1.GPU_CHECK_INTERVAL)
@@ -172,7 +182,7 @@ def test_gamma_matches_opencv():
 def test_median_filter_is_opencvs(size):
     values = np.random.default_rng(0).normal(size=(2, 2, 37, 45)).astype(np.float32)
     values[:, :, ::3] = values[:, :, ::3].round()  # ties
-    filtered = _median_filter(torch.from_numpy(values), size).numpy()
+    filtered = median_filter(torch.from_numpy(values), size).numpy()
     for pair, channel in np.ndindex(2, 2):
         np.testing.assert_array_equal(filtered[pair, channel], cv2.medianBlur(values[pair, channel], size))
 
@@ -215,8 +225,11 @@ def test_auto_batch_size(monkeypatch):
     assert auto_batch_size(2160, 4096, "cpu", DEFAULTS) == 1
     free = 60 * 2**30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 80 * 2**30))
-    per_pair = tvl1.BYTES_PER_PIXEL * 256 * 340
-    assert auto_batch_size(256, 340, "cuda", DEFAULTS) == int(free * tvl1.CUDA_MEMORY_FRACTION / per_pair)
+    fused_per_pair = tvl1.FUSED_BYTES_PER_PIXEL * 256 * 340
+    assert auto_batch_size(256, 340, "cuda", DEFAULTS) == int(free * tvl1.CUDA_MEMORY_FRACTION / fused_per_pair)
+    eager_per_pair = tvl1.BYTES_PER_PIXEL * 256 * 340
+    eager = auto_batch_size(256, 340, "cuda", DEFAULTS, fused=False)
+    assert eager == int(free * tvl1.CUDA_MEMORY_FRACTION / eager_per_pair)
     assert auto_batch_size(256, 340, "cuda", TVL1Params(gamma=0.1)) < auto_batch_size(256, 340, "cuda", DEFAULTS)
 
 

@@ -4,7 +4,8 @@ The clip is a real photograph (scikit-image's astronaut) moved by a known smooth
 frame to the next, so besides frame pairs per second the run reports each solver's end-point
 error against the true flow, a check that the speed was not bought with accuracy. OpenCV and
 torch share the CPU threads and run in one process, so their ratio is measured under the same
-load; a GPU, when there is one, gets a longer clip to fill its batches.
+load; a GPU, when there is one, gets a longer clip to fill its batches, solved twice: by the
+fused Triton kernels and, as the reference, by the same solver's PyTorch operations.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cprcoach.logs import setup_logging
 
 MAX_FLOW = 3.0  # pixels: the largest displacement between two frames of the synthetic clip
 MARGIN = 8  # pixels at the border left out of the end-point error, where content enters the frame
+QUANTIZE_BOUND = 20.0  # the flow stage's default bound, in pixels
 
 
 def smooth_flow(rng: np.random.Generator, height: int, width: int, max_flow: float) -> np.ndarray:
@@ -81,7 +83,7 @@ def end_point_error(flow: np.ndarray, truth: np.ndarray) -> float:
 
 
 def timed(solve: Callable[[np.ndarray], np.ndarray], clip: np.ndarray) -> tuple[np.ndarray, float]:
-    """Run once on the first pair (allocations, thread pools), then time the whole clip."""
+    """Run once on the first pair (allocations, thread pools, kernel compilation), then time the whole clip."""
     solve(clip[:2])
     started = time.perf_counter()
     flow = solve(clip)
@@ -143,16 +145,36 @@ def run(args: argparse.Namespace) -> None:
     if not cuda:
         print("cuda     no GPU: torch.cuda.is_available() is False")
         return
-    gpu_batch = args.batch_size or auto_batch_size(height, width, "cuda", params)
-    torch.cuda.reset_peak_memory_stats()
-    flow, gpu_time = timed(functools.partial(flow_torch, params=params, device="cuda", batch_size=gpu_batch), clip)
-    pairs = len(clip) - 1
-    peak = torch.cuda.max_memory_allocated()
+    solved = {fused: run_on_gpu(clip, truth, params, args.batch_size, fused) for fused in (True, False)}
+    fused_rate, eager_rate = (len(truth) / solved[fused][1] for fused in (True, False))
+    print(f"ratio    fused/eager {fused_rate / eager_rate:.2f}x the pairs/s on the GPU")
+    print(f"EPE      fused vs eager {end_point_error(solved[True][0], solved[False][0]):.4f} px")
+    batch = min(args.batch_size or auto_batch_size(height, width, "cuda", params), len(truth))
+    solve = functools.partial(flow_torch, params=params, device="cuda", batch_size=batch, bound=QUANTIZE_BOUND)
+    _, uint8_time = timed(solve, clip)
     print(
-        f"cuda     {pairs} pairs in {gpu_time:.2f} s  {pairs / gpu_time:.1f} pairs/s  batch {min(gpu_batch, pairs)}"
+        f"cuda     fused, quantized to uint8 on the GPU (the flow stage's output): {len(truth) / uint8_time:.1f} pairs/s"
+    )
+
+
+def run_on_gpu(
+    clip: np.ndarray, truth: np.ndarray, params: TVL1Params, batch: int | None, fused: bool
+) -> tuple[np.ndarray, float]:
+    """One solver on the GPU: pairs/s, peak memory per pixel of a pair and EPE; the flow and its time."""
+    height, width = clip.shape[1:]
+    pairs = len(truth)
+    gpu_batch = min(batch or auto_batch_size(height, width, "cuda", params, fused), pairs)
+    solve = functools.partial(flow_torch, params=params, device="cuda", batch_size=gpu_batch, fused=fused)
+    torch.cuda.reset_peak_memory_stats()
+    flow, gpu_time = timed(solve, clip)
+    peak = torch.cuda.max_memory_allocated()
+    name = "fused" if fused else "eager"
+    print(
+        f"cuda     {name}: {pairs} pairs in {gpu_time:.2f} s  {pairs / gpu_time:.1f} pairs/s  batch {gpu_batch}"
         f"  ({torch.cuda.get_device_name()})"
     )
     print(
-        f"memory   peak {peak / 2**30:.2f} GiB = {peak / (min(gpu_batch, pairs) * height * width):.0f} bytes per pixel of a pair"
-        f"  EPE {end_point_error(flow, truth):.3f} px"
+        f"memory   {name}: peak {peak / 2**30:.2f} GiB = {peak / (gpu_batch * height * width):.0f} bytes per pixel"
+        f" of a pair  EPE {end_point_error(flow, truth):.3f} px"
     )
+    return flow, gpu_time

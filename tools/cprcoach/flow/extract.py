@@ -29,13 +29,19 @@ log = logging.getLogger(__name__)
 
 
 def compute_flow(
-    frames: np.ndarray, params: TVL1Params, backend: str, device: str, batch_size: int | None
+    frames: np.ndarray,
+    params: TVL1Params,
+    backend: str,
+    device: str,
+    batch_size: int | None,
+    bound: float | None = None,
 ) -> np.ndarray:
-    """(T,H,W) uint8 grey frames -> (T-1,H,W,2) float32 flow with the chosen backend."""
+    """(T,H,W) uint8 grey frames -> (T-1,H,W,2) flow with the chosen backend: float32, or uint8 given a bound."""
     if backend == "opencv":
         from cprcoach.flow.opencv import flow_opencv
 
-        return flow_opencv(frames, params)
+        flow = flow_opencv(frames, params)
+        return flow if bound is None else quantize(flow, bound)
     import torch
 
     from cprcoach.flow.tvl1 import flow_torch
@@ -47,7 +53,7 @@ def compute_flow(
                 fix="set flow.device: cpu in config.yaml, or run on a GPU node",
             )
         device = claim_cuda_device()
-    return flow_torch(frames, params, device=device, batch_size=batch_size)
+    return flow_torch(frames, params, device=device, batch_size=batch_size, bound=bound)
 
 
 def extract_flow(
@@ -74,12 +80,11 @@ def extract_flow(
         raise CprCoachError(
             "a clip of one frame has no flow", path=clip, fix="check the raw video: it holds a single frame"
         )
-    flow = compute_flow(frames, params, backend, device, batch_size)
+    flow = compute_flow(frames, params, backend, device, batch_size, bound if output == "uint8" else None)
     seconds = time.perf_counter() - started
-    if output == "uint8":
-        x, y = quantize(flow[..., 0], bound), quantize(flow[..., 1], bound)
-    else:
-        x, y = flow[..., 0].astype(np.float16), flow[..., 1].astype(np.float16)
+    x, y = flow[..., 0], flow[..., 1]
+    if output != "uint8":
+        x, y = x.astype(np.float16), y.astype(np.float16)
     meta = {
         "clip": str(clip),
         "backend": backend,

@@ -5,9 +5,12 @@ The algorithm is Zach, Pock & Bischof (2007) in the form of Sanchez, Meinhardt-L
 (pyramid, warps, median filter between outer iterations, per-pair stopping test), so the two
 backends agree to about 0.01 px. What differs is the shape of the work: every step runs on all
 pairs of a batch at once, so one GPU call solves hundreds of pairs, and the same code runs on the
-CPU. Deliberate differences: the warp samples exactly, where OpenCV's remap rounds positions to
-1/32 px, and on a GPU the stopping test runs every GPU_CHECK_INTERVAL iterations, so a pair may
-take up to that many iterations more than OpenCV's.
+CPU. On a GPU the warp and the inner iterations run as fused Triton kernels (cprcoach.flow.kernels),
+4-5x faster than as PyTorch operations; the pyramid and the flow between levels stay here.
+Deliberate differences: the warp samples exactly, where OpenCV's remap rounds positions to 1/32 px,
+and with the PyTorch operations on a GPU the stopping test runs every GPU_CHECK_INTERVAL
+iterations, so a pair may take up to that many iterations more than OpenCV's (the kernels test
+every iteration, as OpenCV does).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from cprcoach.flow.params import TVL1Params, check_clip_length
+from cprcoach.flow.quantize import quantize
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
 MIN_LEVEL_SIZE = 16  # OpenCV stops the pyramid before a level narrower or lower than this
@@ -37,6 +41,9 @@ CPU_BATCH_PIXELS = 2 * 340 * 256
 # on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak);
 # the rest is margin for the CUDA allocator's block sizes.
 BYTES_PER_PIXEL = 288
+# The same with the fused kernels, which keep no scratch beyond the median-filtered flow: 80
+# measured on an H200 with 2048 pairs in a batch, 88 with 490.
+FUSED_BYTES_PER_PIXEL = 112
 CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
 
 
@@ -100,7 +107,7 @@ def _run_plan(wires: list[torch.Tensor | None], plan: tuple[tuple[int, int, bool
         wires[i], wires[j] = low, high
 
 
-def _median_filter(flow: torch.Tensor, size: int) -> torch.Tensor:
+def median_filter(flow: torch.Tensor, size: int) -> torch.Tensor:
     """Median over a size x size window with replicated borders, as cv::medianBlur filters the flow."""
     radius = size // 2
     padded = F.pad(flow, (radius,) * 4, mode="replicate")
@@ -227,14 +234,16 @@ class _Pairs:
 class _Scale:
     """One pyramid level: warps of the linearised problem, each iterated until it converges."""
 
-    def __init__(self, i0: torch.Tensor, i1: torch.Tensor, flow: torch.Tensor, params: TVL1Params):
-        self.params = params
+    def __init__(self, i0: torch.Tensor, i1: torch.Tensor, flow: torch.Tensor, params: TVL1Params, fused: bool):
+        self.params, self.fused = params, fused
         self.i0 = i0
         i1x, i1y = _centred_gradient(i1)
         self.i1_stack = torch.cat([i1, i1x, i1y], dim=1)
         self.flow = flow.contiguous()
         batch, channels, height, width = flow.shape
-        self.dual = flow.new_zeros(batch, 2, channels, height + 1, width + 1)
+        # the fused kernels mask the border; the eager steps read a zero first row and column
+        padding = 0 if fused else 1
+        self.dual = flow.new_zeros(batch, 2, channels, height + padding, width + padding)
         self.check_interval = CPU_CHECK_INTERVAL if flow.device.type == "cpu" else GPU_CHECK_INTERVAL
         self.scaled_epsilon = params.epsilon**2 * height * width
 
@@ -244,28 +253,40 @@ class _Scale:
             self._solve_warp()
         return self.flow
 
-    def _linearise(self) -> tuple[torch.Tensor, ...]:
-        """I1 warped by the current flow: its gradient, the constant part of rho and -1/|grad|^2."""
+    def _linearise(self) -> torch.Tensor:
+        """I1 warped by the current flow, as (B, 3, H, W): its gradient I1wx, I1wy and rho's constant part."""
+        if self.fused:
+            from cprcoach.flow import kernels
+
+            return kernels.warp_data(self.i0, self.i1_stack, self.flow)
         warped = _remap(self.i1_stack, self.flow)
         i1w, i1wx, i1wy = warped[:, 0:1], warped[:, 1:2], warped[:, 2:3]
-        rho_c = i1w - i1wx * self.flow[:, 0:1] - i1wy * self.flow[:, 1:2] - self.i0
-        grad = i1wx * i1wx + i1wy * i1wy
+        warped[:, 0:1] = i1w - i1wx * self.flow[:, 0:1] - i1wy * self.flow[:, 1:2] - self.i0
+        return warped.roll(-1, dims=1)
+
+    def _eager_data(self, data: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The gradient (with gamma's constant channel), rho's constant part and -1/|grad|^2."""
+        gradient, rho_c = data[:, :2], data[:, 2:3]
         # OpenCV's three-way test (rho < -l_t grad, rho > l_t grad, grad > FLT_EPSILON) is this clamp
-        neg_inv_grad = grad.clamp_(min=FLT_EPSILON).reciprocal_().neg_()
-        gradient = warped[:, 1:3]
+        neg_inv_grad = gradient.square().sum(dim=1, keepdim=True).clamp_(min=FLT_EPSILON).reciprocal_().neg_()
         if self.flow.shape[1] == 3:
-            gradient = torch.cat([gradient, torch.full_like(i1wx, self.params.gamma)], dim=1)
-        return gradient.contiguous(), rho_c, neg_inv_grad
+            gradient = torch.cat([gradient, torch.full_like(rho_c, self.params.gamma)], dim=1)
+        return gradient.contiguous(), rho_c.contiguous(), neg_inv_grad
 
     def _solve_warp(self) -> None:
         """One warp; a pair leaves the batch once its change drops to epsilon, as OpenCV stops it."""
         params = self.params
+        if self.fused:
+            from cprcoach.flow import kernels
+
+            kernels.solve_warp(self.flow, self.dual, self._linearise(), params, self.scaled_epsilon)
+            return
         index = torch.arange(self.flow.shape[0], device=self.flow.device)
-        pairs = _Pairs(index, self.flow, self.dual, self._linearise())
+        pairs = _Pairs(index, self.flow, self.dual, self._eager_data(self._linearise()))
         iteration = 0
         for _ in range(params.outer_iterations):
             if params.median_filtering > 1:
-                pairs.flow[:, :2] = _median_filter(pairs.flow[:, :2], params.median_filtering)
+                pairs.flow[:, :2] = median_filter(pairs.flow[:, :2], params.median_filtering)
             for _ in range(params.inner_iterations):
                 iteration += 1
                 error = pairs.iterate(params, iteration % self.check_interval == 0)
@@ -292,10 +313,18 @@ class _Scale:
 
 
 @torch.inference_mode()
-def tvl1_torch(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params) -> torch.Tensor:
-    """Flow (B, 2, H, W) from frames0 to frames1, grey (B, H, W) in [0, 255]: frame0(p) ~ frame1(p + flow(p))."""
+def tvl1_torch(
+    frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params, fused: bool | None = None
+) -> torch.Tensor:
+    """Flow (B, 2, H, W) from frames0 to frames1, grey (B, H, W) in [0, 255]: frame0(p) ~ frame1(p + flow(p)).
+
+    fused runs the inner iterations as Triton kernels (cprcoach.flow.kernels), by default on a GPU
+    only; elsewhere they are PyTorch operations.
+    """
     if frames0.shape != frames1.shape or frames0.dim() != 3:
         raise ValueError(f"expected two (B, H, W) stacks of the same shape, got {frames0.shape} and {frames1.shape}")
+    if fused is None:
+        fused = frames0.is_cuda
     images = torch.stack([frames0, frames1], dim=1).float()
     levels = _pyramid(images, params)
     channels = 3 if params.gamma != 0 else 2
@@ -303,44 +332,60 @@ def tvl1_torch(frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params)
     flow = coarsest.new_zeros(coarsest.shape[0], channels, *coarsest.shape[-2:])
     for index in range(len(levels) - 1, -1, -1):
         level = levels[index]
-        flow = _Scale(level[:, 0:1], level[:, 1:2], flow, params).solve()
+        flow = _Scale(level[:, 0:1], level[:, 1:2], flow, params, fused).solve()
         if index > 0:
             flow = F.interpolate(flow, size=levels[index - 1].shape[-2:], mode="bilinear", align_corners=False)
             flow[:, :2] *= 1.0 / params.scale_step
     return flow[:, :2].contiguous()
 
 
-def auto_batch_size(height: int, width: int, device: str | torch.device, params: TVL1Params) -> int:
+def auto_batch_size(
+    height: int, width: int, device: str | torch.device, params: TVL1Params, fused: bool | None = None
+) -> int:
     """Pairs per call: as many as fit in free GPU memory, or a cache-sized batch on the CPU.
 
-    On a GPU the biggest batch keeps the device busiest, at about BYTES_PER_PIXEL per pixel of a
-    pair (half as much again with gamma's third flow channel). On the CPU a bigger batch only
-    spills the working set out of the caches, while a single pair pays the per-operation overhead
-    on the coarse levels; CPU_BATCH_PIXELS is the measured best (``cprcoach flow bench`` prints
-    the GPU's peak memory per pixel, to check BYTES_PER_PIXEL against).
+    On a GPU the biggest batch keeps the device busiest, at about FUSED_BYTES_PER_PIXEL (or, with
+    the inner iterations as PyTorch operations, BYTES_PER_PIXEL) per pixel of a pair, half as much
+    again with gamma's third flow channel. On the CPU a bigger batch only spills the working set
+    out of the caches, while a single pair pays the per-operation overhead on the coarse levels;
+    CPU_BATCH_PIXELS is the measured best (``cprcoach flow bench`` prints the GPU's peak memory
+    per pixel, to check the GPU's figures against).
     """
     device = torch.device(device)
     pixels = height * width
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        per_pair = BYTES_PER_PIXEL * pixels * (1.5 if params.gamma != 0 else 1.0)
+        per_pixel = FUSED_BYTES_PER_PIXEL if fused is None or fused else BYTES_PER_PIXEL
+        per_pair = per_pixel * pixels * (1.5 if params.gamma != 0 else 1.0)
         return max(1, int(free * CUDA_MEMORY_FRACTION / per_pair))
     return max(1, CPU_BATCH_PIXELS // pixels)
 
 
 def flow_torch(
-    frames: np.ndarray, params: TVL1Params, device: str | torch.device = "cpu", batch_size: int | None = None
+    frames: np.ndarray,
+    params: TVL1Params,
+    device: str | torch.device = "cpu",
+    batch_size: int | None = None,
+    fused: bool | None = None,
+    bound: float | None = None,
 ) -> np.ndarray:
-    """Flow between consecutive frames of a grey uint8 clip (T, H, W), as (T - 1, H, W, 2) float32."""
+    """Flow between consecutive frames of a grey uint8 clip (T, H, W), as (T - 1, H, W, 2) float32.
+
+    fused: the inner iterations as Triton kernels (the default on a GPU), see tvl1_torch.
+    bound: quantize to uint8 on the device (cprcoach.flow.quantize), a quarter of the bytes to copy.
+    On a GPU the result is copied into page-locked memory, which the copy engine writes directly.
+    """
     if frames.ndim != 3:
         raise ValueError(f"expected a grey clip (T, H, W), got shape {frames.shape}")
     check_clip_length(len(frames))
     pairs, height, width = len(frames) - 1, frames.shape[1], frames.shape[2]
-    batch_size = batch_size or auto_batch_size(height, width, device, params)
-    flows = np.empty((pairs, height, width, 2), dtype=np.float32)
+    batch_size = batch_size or auto_batch_size(height, width, device, params, fused)
+    dtype = torch.float32 if bound is None else torch.uint8
+    pinned = torch.device(device).type == "cuda"
+    flows = torch.empty((pairs, height, width, 2), dtype=dtype, pin_memory=pinned)
     for start in range(0, pairs, batch_size):  # range() keeps the last, partial batch
         stop = min(start + batch_size, pairs)
         clip = torch.from_numpy(np.ascontiguousarray(frames[start : stop + 1])).to(device).float()
-        flow = tvl1_torch(clip[:-1], clip[1:], params)
-        flows[start:stop] = flow.permute(0, 2, 3, 1).cpu().numpy()
-    return flows
+        flow = tvl1_torch(clip[:-1], clip[1:], params, fused).permute(0, 2, 3, 1)
+        flows[start:stop] = flow if bound is None else quantize(flow, bound)
+    return flows.numpy()

@@ -1,0 +1,534 @@
+"""TV-L1 as Triton kernels: the warp's linearisation, the inner iteration and the median filter.
+
+Written as whole-tensor PyTorch, one inner iteration is some twenty passes over the batch and
+moves about 440 bytes per pixel of a pair; fused, the primal step (TH step, divergence, error)
+and the dual step read and write the solver state once each, about 84 bytes per pixel. The
+kernels also keep the per-pair stopping test on the GPU: the primal step of iteration k sums the
+previous iteration's per-tile squared changes in a fixed order (so every program of a pair takes
+the same decision), and a pair that converged records the iteration in `done_at` and is skipped
+from then on. No iteration waits for the host. The warp (a bicubic remap of I1 and its gradient
+and rho's constant part) and the median filter are one kernel each, where PyTorch takes tens of
+passes.
+
+Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W),
+its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). Grids are (active
+pairs, tiles of TILE consecutive pixels), the active pairs listed by index into the batch.
+
+With TRITON_INTERPRET=1 set before this module is imported, the kernels run on the CPU, which is
+how the tests check them against the PyTorch solver on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
+
+from cprcoach.flow.params import TVL1Params
+
+TILE = 512  # pixels per program of the linearisation and the primal and dual steps
+MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
+PARTIAL_CHUNK = 128  # per-tile squared changes summed at a time by the stopping test
+NOT_DONE = 2**30  # done_at of a pair still iterating
+FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 machine epsilon
+CUBIC_A = tl.constexpr(-0.75)  # the bicubic kernel of OpenCV's remap and PyTorch's grid_sample
+
+
+@triton.jit
+def _tile(height, width, TILE: tl.constexpr):
+    """This program's TILE pixels, consecutive in the frame: their rows, columns, and which are in it.
+
+    Consecutive pixels stream through memory best: measured on an H200, the primal and dual steps
+    move 3.9 TB/s in tiles of 512 pixels, 2.2-2.8 TB/s in square-ish tiles of 32x32 to 4x128.
+    """
+    offsets = tl.program_id(1) * TILE + tl.arange(0, TILE)
+    rows = offsets // width
+    return rows, offsets - rows * width, offsets < height * width
+
+
+@triton.jit
+def _cubic_weight(t, TAP: tl.constexpr):
+    """Weight of tap TAP (0-3, at floor(x) - 1 + TAP) for the fraction t of x: Keys' cubic with a = -0.75."""
+    if TAP == 0:
+        d = t + 1.0
+    elif TAP == 1:
+        d = t
+    elif TAP == 2:
+        d = 1.0 - t
+    else:
+        d = 2.0 - t
+    if TAP == 1 or TAP == 2:
+        weight = ((CUBIC_A + 2.0) * d - (CUBIC_A + 3.0)) * d * d + 1.0
+    else:
+        weight = ((CUBIC_A * d - 5.0 * CUBIC_A) * d + 8.0 * CUBIC_A) * d - 4.0 * CUBIC_A
+    return weight
+
+
+@triton.jit
+def linearise(
+    i0_ptr,
+    i1_ptr,
+    flow_ptr,
+    data_ptr,
+    height,
+    width,
+    CHANNELS: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """(I1wx, I1wy, rho_c) of every pair: I1 and its gradient (3, H, W) sampled bicubically at p + u(p).
+
+    Taps outside the frame count as 0, as grid_sample's zeros padding and OpenCV's remap have it.
+    Positions are pixel coordinates in float32, so a whole-pixel flow samples exactly.
+    """
+    pair = tl.program_id(0).to(tl.int64)
+    rows, cols, inside = _tile(height, width, TILE)
+    pixels = height * width
+    offsets = rows * width + cols
+    flow = flow_ptr + pair * CHANNELS * pixels + offsets
+    u1 = tl.load(flow, mask=inside, other=0.0)
+    u2 = tl.load(flow + pixels, mask=inside, other=0.0)
+    x = cols.to(tl.float32) + u1
+    y = rows.to(tl.float32) + u2
+    x_floor = tl.floor(x)
+    y_floor = tl.floor(y)
+    tx = x - x_floor
+    ty = y - y_floor
+    left = x_floor.to(tl.int32) - 1
+    top = y_floor.to(tl.int32) - 1
+    image = i1_ptr + pair * 3 * pixels
+    i1w = tl.zeros((TILE,), dtype=tl.float32)
+    i1wx = tl.zeros((TILE,), dtype=tl.float32)
+    i1wy = tl.zeros((TILE,), dtype=tl.float32)
+    for tap_y in tl.static_range(4):
+        row = top + tap_y
+        row_inside = inside & (row >= 0) & (row < height)
+        row_weight = _cubic_weight(ty, tap_y)
+        for tap_x in tl.static_range(4):
+            col = left + tap_x
+            valid = row_inside & (col >= 0) & (col < width)
+            source = image + row * width + col
+            weight = row_weight * _cubic_weight(tx, tap_x)
+            i1w += weight * tl.load(source, mask=valid, other=0.0)
+            i1wx += weight * tl.load(source + pixels, mask=valid, other=0.0)
+            i1wy += weight * tl.load(source + 2 * pixels, mask=valid, other=0.0)
+    i0 = tl.load(i0_ptr + pair * pixels + offsets, mask=inside, other=0.0)
+    data = data_ptr + pair * 3 * pixels + offsets
+    tl.store(data, i1wx, mask=inside)
+    tl.store(data + pixels, i1wy, mask=inside)
+    tl.store(data + 2 * pixels, i1w - i1wx * u1 - i1wy * u2 - i0, mask=inside)
+
+
+@triton.jit
+def _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, tiles, scaled_epsilon, CHUNK: tl.constexpr):
+    """Whether the pair's squared change in iteration - 1 was at most epsilon (never before iteration 2)."""
+    row = partial_ptr + ((iteration - 1) % 2 * n_pairs + pair) * tiles
+    total = 0.0
+    for start in range(0, tiles, CHUNK):
+        offsets = start + tl.arange(0, CHUNK)
+        total += tl.sum(tl.load(row + offsets, mask=offsets < tiles, other=0.0))
+    return (iteration > 1) & (total <= scaled_epsilon)
+
+
+@triton.jit
+def _divergence(qx, qy_offset, width, inside, left, up):
+    """Backward-difference divergence of one channel's q at the tile; q is 0 left of and above the frame."""
+    qy = qx + qy_offset
+    div = tl.load(qx, mask=inside, other=0.0) - tl.load(qx - 1, mask=left, other=0.0)
+    return div + tl.load(qy, mask=inside, other=0.0) - tl.load(qy - width, mask=up, other=0.0)
+
+
+@triton.jit(do_not_specialize=["n_pairs", "tiles", "start_stride", "iteration"])
+def primal_step(
+    flow_ptr,
+    start_ptr,
+    dual_ptr,
+    data_ptr,
+    partial_ptr,
+    done_ptr,
+    active_ptr,
+    n_pairs,
+    height,
+    width,
+    tiles,
+    start_stride,
+    iteration,
+    scaled_epsilon,
+    tau,
+    lambda_theta,
+    gamma,
+    CHANNELS: tl.constexpr,
+    TILE: tl.constexpr,
+    CHUNK: tl.constexpr,
+):
+    """u = v + tau div q, with v the TH step's thresholding of u; stores each tile's squared change.
+
+    The flow's first two channels are read from start_ptr (the median-filtered flow at the start
+    of an outer iteration, else the flow itself) and the result written to flow_ptr, in place:
+    each pixel reads only its own u.
+    """
+    pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
+    done_at = tl.load(done_ptr + pair)
+    if done_at >= iteration:
+        if _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, tiles, scaled_epsilon, CHUNK):
+            if tl.program_id(1) == 0:
+                tl.store(done_ptr + pair, iteration - 1)
+        else:
+            rows, cols, inside = _tile(height, width, TILE)
+            pixels = height * width
+            offsets = rows * width + cols
+            data = data_ptr + pair * 3 * pixels + offsets
+            i1wx = tl.load(data, mask=inside, other=0.0)
+            i1wy = tl.load(data + pixels, mask=inside, other=0.0)
+            rho_c = tl.load(data + 2 * pixels, mask=inside, other=0.0)
+            flow = flow_ptr + pair * CHANNELS * pixels + offsets
+            start = start_ptr + pair * start_stride + offsets
+            u1 = tl.load(start, mask=inside, other=0.0)
+            u2 = tl.load(start + pixels, mask=inside, other=0.0)
+            rho = rho_c + i1wx * u1 + i1wy * u2
+            if CHANNELS == 3:
+                u3 = tl.load(flow + 2 * pixels, mask=inside, other=0.0)
+                rho += gamma * u3
+            # OpenCV's three-way test (rho < -l_t grad, rho > l_t grad, grad > FLT_EPSILON) as a clamp
+            neg_inv_grad = -1.0 / tl.maximum(i1wx * i1wx + i1wy * i1wy, FLT_EPSILON)
+            step = tl.minimum(tl.maximum(rho * neg_inv_grad, -lambda_theta), lambda_theta)
+            left = inside & (cols > 0)
+            up = inside & (rows > 0)
+            dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
+            qy_offset = CHANNELS * pixels
+            new1 = u1 + step * i1wx + tau * _divergence(dual, qy_offset, width, inside, left, up)
+            new2 = u2 + step * i1wy + tau * _divergence(dual + pixels, qy_offset, width, inside, left, up)
+            tl.store(flow, new1, mask=inside)
+            tl.store(flow + pixels, new2, mask=inside)
+            change = (new1 - u1) * (new1 - u1) + (new2 - u2) * (new2 - u2)
+            if CHANNELS == 3:
+                new3 = u3 + step * gamma + tau * _divergence(dual + 2 * pixels, qy_offset, width, inside, left, up)
+                tl.store(flow + 2 * pixels, new3, mask=inside)
+                change += (new3 - u3) * (new3 - u3)
+            slot = (iteration % 2 * n_pairs + pair) * tiles + tl.program_id(1)
+            tl.store(partial_ptr + slot, tl.sum(tl.where(inside, change, 0.0)))
+
+
+@triton.jit(do_not_specialize=["iteration"])
+def dual_step(
+    flow_ptr,
+    dual_ptr,
+    done_ptr,
+    active_ptr,
+    height,
+    width,
+    iteration,
+    tau_theta,
+    CHANNELS: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """q = (q + grad u) / (1 + tau / theta |grad u|), forward differences, 0 at the last column and row."""
+    pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
+    if tl.load(done_ptr + pair) >= iteration:
+        rows, cols, inside = _tile(height, width, TILE)
+        pixels = height * width
+        offsets = rows * width + cols
+        right = inside & (cols < width - 1)
+        down = inside & (rows < height - 1)
+        for channel in tl.static_range(CHANNELS):
+            u = flow_ptr + (pair * CHANNELS + channel) * pixels + offsets
+            here = tl.load(u, mask=inside, other=0.0)
+            dx = tl.where(right, tl.load(u + 1, mask=right, other=0.0) - here, 0.0)
+            dy = tl.where(down, tl.load(u + width, mask=down, other=0.0) - here, 0.0)
+            norm = 1.0 + tau_theta * tl.sqrt(dx * dx + dy * dy)
+            qx = dual_ptr + (pair * 2 * CHANNELS + channel) * pixels + offsets
+            qy = qx + CHANNELS * pixels
+            tl.store(qx, (tl.load(qx, mask=inside, other=0.0) + dx) / norm, mask=inside)
+            tl.store(qy, (tl.load(qy, mask=inside, other=0.0) + dy) / norm, mask=inside)
+
+
+@triton.jit
+def _exchange(a, b):
+    return tl.minimum(a, b), tl.maximum(a, b)
+
+
+@triton.jit
+def _sort5(a, b, c, d, e):
+    """An optimal sorting network of five (tvl1.SORT5)."""
+    a, b = _exchange(a, b)
+    d, e = _exchange(d, e)
+    c, e = _exchange(c, e)
+    c, d = _exchange(c, d)
+    a, d = _exchange(a, d)
+    a, c = _exchange(a, c)
+    b, e = _exchange(b, e)
+    b, d = _exchange(b, d)
+    b, c = _exchange(b, c)
+    return a, b, c, d, e
+
+
+@triton.jit
+def _merge5(a0, a1, a2, a3, a4, b0, b1, b2, b3, b4):
+    """Two sorted fives merged into a sorted ten (Batcher's odd-even merge, as tvl1._merge_plan(5) gives it)."""
+    lo0, hi0 = _exchange(a0, b0)
+    lo4, hi4 = _exchange(a4, b4)
+    lo4, hi0 = _exchange(lo4, hi0)
+    lo2, hi2 = _exchange(a2, b2)
+    lo2, lo4 = _exchange(lo2, lo4)
+    hi2, hi0 = _exchange(hi2, hi0)
+    lo1, hi1 = _exchange(a1, b1)
+    lo3, hi3 = _exchange(a3, b3)
+    lo3, hi1 = _exchange(lo3, hi1)
+    lo1, lo2 = _exchange(lo1, lo2)
+    lo3, lo4 = _exchange(lo3, lo4)
+    hi1, hi2 = _exchange(hi1, hi2)
+    hi3, hi0 = _exchange(hi3, hi0)
+    return lo0, lo1, lo2, lo3, lo4, hi1, hi2, hi3, hi0, hi4
+
+
+@triton.jit
+def _middle_of_twenty(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9):
+    """Ranks 7 to 12 of two sorted tens together, the compare-exchanges of tvl1._merge_plan(10, 7..12)."""
+    e0, e1 = _exchange(tl.minimum(a8, b8), tl.maximum(a0, b0))
+    e2, e3 = _exchange(a4, b4)
+    e4 = tl.maximum(e2, e0)
+    e5 = tl.minimum(e3, e1)
+    e6, e7 = _exchange(tl.minimum(a6, b6), tl.maximum(a2, b2))
+    e8 = tl.maximum(e6, e4)
+    e9, e10 = _exchange(e7, e5)
+    o0, o1 = _exchange(tl.minimum(a9, b9), tl.maximum(a1, b1))
+    o2, o3 = _exchange(a5, b5)
+    o4 = tl.maximum(o2, o0)
+    o5 = tl.minimum(o3, o1)
+    o6, o7 = _exchange(tl.minimum(a7, b7), tl.maximum(a3, b3))
+    o8, o9 = _exchange(o6, o4)
+    o10 = tl.minimum(o7, o5)
+    r7, r8 = _exchange(o8, e8)
+    r9, r10 = _exchange(o9, e9)
+    r11, r12 = _exchange(o10, e10)
+    return r7, r8, r9, r10, r11, r12
+
+
+@triton.jit
+def _median25(source, row0, row1, row2, row3, row4, col, width):
+    """Median of the 5x5 window: five sorted columns, the first four merged, then the fifth column.
+
+    The 13th of 25 from a sorted 20 (A) and a sorted 5 (B) is
+    min(A12, max(A11, B0), max(A10, B1), max(A9, B2), max(A8, B3), max(A7, B4)).
+    """
+    a0, a1, a2, a3, a4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col - 2, width))
+    b0, b1, b2, b3, b4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col - 1, width))
+    c0, c1, c2, c3, c4 = _column5(source, row0, row1, row2, row3, row4, col)
+    d0, d1, d2, d3, d4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col + 1, width))
+    f0, f1, f2, f3, f4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col + 2, width))
+    p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 = _merge5(a0, a1, a2, a3, a4, b0, b1, b2, b3, b4)
+    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9 = _merge5(c0, c1, c2, c3, c4, d0, d1, d2, d3, d4)
+    r7, r8, r9, r10, r11, r12 = _middle_of_twenty(
+        p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9
+    )
+    median = tl.minimum(r12, tl.maximum(r11, f0))
+    median = tl.minimum(median, tl.maximum(r10, f1))
+    median = tl.minimum(median, tl.maximum(r9, f2))
+    median = tl.minimum(median, tl.maximum(r8, f3))
+    return tl.minimum(median, tl.maximum(r7, f4))
+
+
+@triton.jit
+def _column5(source, row0, row1, row2, row3, row4, col):
+    return _sort5(
+        tl.load(source + row0 + col),
+        tl.load(source + row1 + col),
+        tl.load(source + row2 + col),
+        tl.load(source + row3 + col),
+        tl.load(source + row4 + col),
+    )
+
+
+@triton.jit
+def _median9(source, row0, row1, row2, col, width):
+    """Median of the 3x3 window: med3(max of the column minima, med3 of the middles, min of the maxima)."""
+    a0, a1, a2 = _column3(source, row0, row1, row2, _clamp(col - 1, width))
+    b0, b1, b2 = _column3(source, row0, row1, row2, col)
+    c0, c1, c2 = _column3(source, row0, row1, row2, _clamp(col + 1, width))
+    low = tl.maximum(tl.maximum(a0, b0), c0)
+    high = tl.minimum(tl.minimum(a2, b2), c2)
+    return _median3(low, _median3(a1, b1, c1), high)
+
+
+@triton.jit
+def _column3(source, row0, row1, row2, col):
+    a = tl.load(source + row0 + col)
+    b = tl.load(source + row1 + col)
+    c = tl.load(source + row2 + col)
+    a, b = _exchange(a, b)
+    b, c = _exchange(b, c)
+    a, b = _exchange(a, b)
+    return a, b, c
+
+
+@triton.jit
+def _median3(a, b, c):
+    return tl.maximum(tl.minimum(a, b), tl.minimum(tl.maximum(a, b), c))
+
+
+@triton.jit
+def _clamp(index, size):
+    """Replicated border: the index moved into 0..size - 1."""
+    return tl.minimum(tl.maximum(index, 0), size - 1)
+
+
+@triton.jit(do_not_specialize=["flow_stride", "iteration"])
+def median_kernel(
+    flow_ptr,
+    out_ptr,
+    done_ptr,
+    active_ptr,
+    height,
+    width,
+    flow_stride,
+    iteration,
+    SIZE: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """cv::medianBlur of flow channels 0 and 1 (SIZE 3 or 5, replicated borders) into out (pairs, 2, H, W).
+
+    Pairs done before `iteration` are skipped. Each pixel's window is loaded whole (clamped, so no
+    load is masked: pixels past the frame read its edge) and reduced by sorting networks.
+    """
+    pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
+    if tl.load(done_ptr + pair) >= iteration:
+        rows, cols, inside = _tile(height, width, TILE)
+        pixels = height * width
+        row = tl.minimum(rows, height - 1)
+        col = tl.minimum(cols, width - 1)
+        for channel in tl.static_range(2):
+            source = flow_ptr + pair * flow_stride + channel * pixels
+            if SIZE == 5:
+                median = _median25(
+                    source,
+                    _clamp(row - 2, height) * width,
+                    _clamp(row - 1, height) * width,
+                    row * width,
+                    _clamp(row + 1, height) * width,
+                    _clamp(row + 2, height) * width,
+                    col,
+                    width,
+                )
+            else:
+                median = _median9(
+                    source, _clamp(row - 1, height) * width, row * width, _clamp(row + 1, height) * width, col, width
+                )
+            tl.store(out_ptr + (pair * 2 + channel) * pixels + rows * width + cols, median, mask=inside)
+
+
+def solve_warp(
+    flow: torch.Tensor, dual: torch.Tensor, data: torch.Tensor, params: TVL1Params, scaled_epsilon: float
+) -> None:
+    """Every outer and inner iteration of one warp, in place on flow (B, C, H, W) and dual (B, 2, C, H, W).
+
+    data is (B, 3, H, W): I1wx, I1wy and rho_c. The host waits for the GPU once per outer
+    iteration, to drop the pairs that have converged from the grids; within one, a pair that
+    converges is skipped by the kernels themselves.
+    """
+    _check_device(flow)
+    batch, channels, height, width = flow.shape
+    pixels = height * width
+    tiles = triton.cdiv(pixels, TILE)
+    partial = flow.new_zeros(2, batch, tiles)
+    done_at = torch.full((batch,), NOT_DONE, dtype=torch.int32, device=flow.device)
+    active = torch.arange(batch, dtype=torch.int32, device=flow.device)
+    median = flow.new_empty(batch, 2, height, width) if params.median_filtering > 1 else None
+    iteration = 0
+    for _ in range(params.outer_iterations):
+        start, start_stride = flow, channels * pixels
+        if median is not None:
+            median_of_active_pairs(flow, median, done_at, active, iteration + 1, params.median_filtering)
+            start, start_stride = median, 2 * pixels
+        grid = (len(active), tiles)
+        for _ in range(params.inner_iterations):
+            iteration += 1
+            primal_step[grid](
+                flow,
+                start,
+                dual,
+                data,
+                partial,
+                done_at,
+                active,
+                batch,
+                height,
+                width,
+                tiles,
+                start_stride,
+                iteration,
+                scaled_epsilon,
+                params.tau,
+                params.lambda_ * params.theta,
+                params.gamma,
+                CHANNELS=channels,
+                TILE=TILE,
+                CHUNK=PARTIAL_CHUNK,
+            )
+            dual_step[grid](
+                flow,
+                dual,
+                done_at,
+                active,
+                height,
+                width,
+                iteration,
+                params.tau / params.theta,
+                CHANNELS=channels,
+                TILE=TILE,
+            )
+            start, start_stride = flow, channels * pixels
+        active = torch.nonzero(done_at == NOT_DONE).flatten().to(torch.int32)
+        if not len(active):
+            return
+
+
+def median_of_active_pairs(
+    flow: torch.Tensor, out: torch.Tensor, done_at: torch.Tensor, active: torch.Tensor, iteration: int, size: int
+) -> None:
+    """The median-filtered flow of the active pairs into out: by the kernel for 3 and 5 (OpenCV's sizes)."""
+    batch, channels, height, width = flow.shape
+    if size in (3, 5):
+        grid = (len(active), triton.cdiv(height * width, MEDIAN_TILE))
+        median_kernel[grid](
+            flow,
+            out,
+            done_at,
+            active,
+            height,
+            width,
+            channels * height * width,
+            iteration,
+            SIZE=size,
+            TILE=MEDIAN_TILE,
+        )
+        return
+    from cprcoach.flow.tvl1 import median_filter
+
+    index = active.long()
+    out[index] = median_filter(flow[index, :2], size)
+
+
+def warp_data(i0: torch.Tensor, i1_stack: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W): I1wx, I1wy and rho_c, from I0 (B, 1, H, W), I1 with its gradient (B, 3, H, W) and the flow."""
+    _check_device(flow)
+    batch, channels, height, width = flow.shape
+    data = flow.new_empty(batch, 3, height, width)
+    linearise[(batch, triton.cdiv(height * width, TILE))](
+        i0.contiguous(),
+        i1_stack.contiguous(),
+        flow,
+        data,
+        height,
+        width,
+        CHANNELS=channels,
+        TILE=TILE,
+    )
+    return data
+
+
+def _check_device(flow: torch.Tensor) -> None:
+    if not flow.is_cuda and not isinstance(primal_step, InterpretedFunction):
+        raise ValueError(
+            "the fused TV-L1 kernels run on a CUDA device, or on the CPU only with TRITON_INTERPRET=1 set before"
+            " cprcoach.flow.kernels is imported"
+        )
