@@ -3,10 +3,15 @@ workflow's per-video stages run on one recording."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+# Triton reads TRITON_INTERPRET when it is imported, so this comes before any test imports it: the
+# GPU's TV-L1 kernels then run on the CPU, under Triton's interpreter (tests/test_flow_kernels.py).
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from cprcoach.config import validate_config
 from cprcoach.flow.extract import extract_flow

@@ -28,7 +28,12 @@ from triton.runtime.interpreter import InterpretedFunction
 from cprcoach.flow.params import TVL1Params
 
 TILE = 512  # pixels per program of the linearisation and the primal and dual steps
+# Every program of the primal step sums the pair's per-tile changes, so a frame of more than
+# MAX_TILES tiles (above 131k pixels) takes LARGE_TILE pixels per program, with more warps.
+MAX_TILES = 256
+LARGE_TILE, LARGE_TILE_WARPS = 4096, 16
 MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
+MAX_GRID_Y = 65535  # CUDA's limit on a grid's second dimension, here the tiles of a frame
 PARTIAL_CHUNK = 128  # per-tile squared changes summed at a time by the stopping test
 NOT_DONE = 2**30  # done_at of a pair still iterating
 FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 machine epsilon
@@ -163,9 +168,10 @@ def primal_step(
 ):
     """u = v + tau div q, with v the TH step's thresholding of u; stores each tile's squared change.
 
-    The flow's first two channels are read from start_ptr (the median-filtered flow at the start
-    of an outer iteration, else the flow itself) and the result written to flow_ptr, in place:
-    each pixel reads only its own u.
+    First the stopping test: a pair whose previous iteration changed it by at most epsilon is
+    marked done (by its first program) and left as it is. Otherwise the flow's first two channels
+    are read from start_ptr (the median-filtered flow at the start of an outer iteration, else the
+    flow itself) and the result written to flow_ptr, in place: each pixel reads only its own u.
     """
     pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
     done_at = tl.load(done_ptr + pair)
@@ -372,48 +378,45 @@ def _clamp(index, size):
     return tl.minimum(tl.maximum(index, 0), size - 1)
 
 
-@triton.jit(do_not_specialize=["flow_stride", "iteration"])
+@triton.jit(do_not_specialize=["flow_stride"])
 def median_kernel(
     flow_ptr,
     out_ptr,
-    done_ptr,
     active_ptr,
     height,
     width,
     flow_stride,
-    iteration,
     SIZE: tl.constexpr,
     TILE: tl.constexpr,
 ):
     """cv::medianBlur of flow channels 0 and 1 (SIZE 3 or 5, replicated borders) into out (pairs, 2, H, W).
 
-    Pairs done before `iteration` are skipped. Each pixel's window is loaded whole (clamped, so no
-    load is masked: pixels past the frame read its edge) and reduced by sorting networks.
+    Each pixel's window is loaded whole (clamped, so no load is masked: pixels past the frame read
+    its edge) and reduced by sorting networks.
     """
     pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
-    if tl.load(done_ptr + pair) >= iteration:
-        rows, cols, inside = _tile(height, width, TILE)
-        pixels = height * width
-        row = tl.minimum(rows, height - 1)
-        col = tl.minimum(cols, width - 1)
-        for channel in tl.static_range(2):
-            source = flow_ptr + pair * flow_stride + channel * pixels
-            if SIZE == 5:
-                median = _median25(
-                    source,
-                    _clamp(row - 2, height) * width,
-                    _clamp(row - 1, height) * width,
-                    row * width,
-                    _clamp(row + 1, height) * width,
-                    _clamp(row + 2, height) * width,
-                    col,
-                    width,
-                )
-            else:
-                median = _median9(
-                    source, _clamp(row - 1, height) * width, row * width, _clamp(row + 1, height) * width, col, width
-                )
-            tl.store(out_ptr + (pair * 2 + channel) * pixels + rows * width + cols, median, mask=inside)
+    rows, cols, inside = _tile(height, width, TILE)
+    pixels = height * width
+    row = tl.minimum(rows, height - 1)
+    col = tl.minimum(cols, width - 1)
+    for channel in tl.static_range(2):
+        source = flow_ptr + pair * flow_stride + channel * pixels
+        if SIZE == 5:
+            median = _median25(
+                source,
+                _clamp(row - 2, height) * width,
+                _clamp(row - 1, height) * width,
+                row * width,
+                _clamp(row + 1, height) * width,
+                _clamp(row + 2, height) * width,
+                col,
+                width,
+            )
+        else:
+            median = _median9(
+                source, _clamp(row - 1, height) * width, row * width, _clamp(row + 1, height) * width, col, width
+            )
+        tl.store(out_ptr + (pair * 2 + channel) * pixels + rows * width + cols, median, mask=inside)
 
 
 def solve_warp(
@@ -425,10 +428,11 @@ def solve_warp(
     iteration, to drop the pairs that have converged from the grids; within one, a pair that
     converges is skipped by the kernels themselves.
     """
-    _check_device(flow)
+    _check_tensors(flow, dual, data)
     batch, channels, height, width = flow.shape
     pixels = height * width
-    tiles = triton.cdiv(pixels, TILE)
+    tile, warps = _tile_size(height, width)
+    tiles = triton.cdiv(pixels, tile)
     partial = flow.new_zeros(2, batch, tiles)
     done_at = torch.full((batch,), NOT_DONE, dtype=torch.int32, device=flow.device)
     active = torch.arange(batch, dtype=torch.int32, device=flow.device)
@@ -437,7 +441,7 @@ def solve_warp(
     for _ in range(params.outer_iterations):
         start, start_stride = flow, channels * pixels
         if median is not None:
-            median_of_active_pairs(flow, median, done_at, active, iteration + 1, params.median_filtering)
+            median_of_active_pairs(flow, median, active, params.median_filtering)
             start, start_stride = median, 2 * pixels
         grid = (len(active), tiles)
         for _ in range(params.inner_iterations):
@@ -461,8 +465,9 @@ def solve_warp(
                 params.lambda_ * params.theta,
                 params.gamma,
                 CHANNELS=channels,
-                TILE=TILE,
+                TILE=tile,
                 CHUNK=PARTIAL_CHUNK,
+                num_warps=warps,
             )
             dual_step[grid](
                 flow,
@@ -474,7 +479,8 @@ def solve_warp(
                 iteration,
                 params.tau / params.theta,
                 CHANNELS=channels,
-                TILE=TILE,
+                TILE=tile,
+                num_warps=warps,
             )
             start, start_stride = flow, channels * pixels
         active = torch.nonzero(done_at == NOT_DONE).flatten().to(torch.int32)
@@ -482,25 +488,17 @@ def solve_warp(
             return
 
 
-def median_of_active_pairs(
-    flow: torch.Tensor, out: torch.Tensor, done_at: torch.Tensor, active: torch.Tensor, iteration: int, size: int
-) -> None:
-    """The median-filtered flow of the active pairs into out: by the kernel for 3 and 5 (OpenCV's sizes)."""
+def median_of_active_pairs(flow: torch.Tensor, out: torch.Tensor, active: torch.Tensor, size: int) -> None:
+    """The median-filtered flow of the active pairs into out: by the kernel for 3 and 5 (OpenCV's sizes).
+
+    Pairs that converged on the last iteration are still listed, and filtered for nothing: the
+    next primal step finds them done and leaves their flow as it was.
+    """
+    _check_tensors(flow, out)
     batch, channels, height, width = flow.shape
     if size in (3, 5):
-        grid = (len(active), triton.cdiv(height * width, MEDIAN_TILE))
-        median_kernel[grid](
-            flow,
-            out,
-            done_at,
-            active,
-            height,
-            width,
-            channels * height * width,
-            iteration,
-            SIZE=size,
-            TILE=MEDIAN_TILE,
-        )
+        grid = (len(active), _grid_tiles(height, width, MEDIAN_TILE))
+        median_kernel[grid](flow, out, active, height, width, channels * height * width, SIZE=size, TILE=MEDIAN_TILE)
         return
     from cprcoach.flow.tvl1 import median_filter
 
@@ -510,25 +508,44 @@ def median_of_active_pairs(
 
 def warp_data(i0: torch.Tensor, i1_stack: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W): I1wx, I1wy and rho_c, from I0 (B, 1, H, W), I1 with its gradient (B, 3, H, W) and the flow."""
-    _check_device(flow)
+    _check_tensors(i0, i1_stack, flow)
     batch, channels, height, width = flow.shape
     data = flow.new_empty(batch, 3, height, width)
-    linearise[(batch, triton.cdiv(height * width, TILE))](
-        i0.contiguous(),
-        i1_stack.contiguous(),
-        flow,
-        data,
-        height,
-        width,
-        CHANNELS=channels,
-        TILE=TILE,
+    tile, warps = _tile_size(height, width)
+    linearise[(batch, _grid_tiles(height, width, tile))](
+        i0, i1_stack, flow, data, height, width, CHANNELS=channels, TILE=tile, num_warps=warps
     )
     return data
 
 
-def _check_device(flow: torch.Tensor) -> None:
-    if not flow.is_cuda and not isinstance(primal_step, InterpretedFunction):
+def _tile_size(height: int, width: int) -> tuple[int, int]:
+    """Pixels and warps per program of the linearisation and the primal and dual steps."""
+    if triton.cdiv(height * width, TILE) <= MAX_TILES:
+        return TILE, 4
+    _grid_tiles(height, width, LARGE_TILE)
+    return LARGE_TILE, LARGE_TILE_WARPS
+
+
+def _grid_tiles(height: int, width: int, tile: int) -> int:
+    """Tiles of a frame, which must fit in a CUDA grid's second dimension."""
+    tiles = triton.cdiv(height * width, tile)
+    if tiles > MAX_GRID_Y:
         raise ValueError(
-            "the fused TV-L1 kernels run on a CUDA device, or on the CPU only with TRITON_INTERPRET=1 set before"
-            " cprcoach.flow.kernels is imported"
+            f"{width}x{height} frames need {tiles} programs of {tile} pixels each, more than a CUDA grid holds"
+            f" ({MAX_GRID_Y}): compute the flow on a smaller clip (video.clips)"
         )
+    return tiles
+
+
+def _check_tensors(*tensors: torch.Tensor) -> None:
+    """The kernels index raw memory: contiguous float32 tensors on a GPU, or on the CPU under the interpreter."""
+    for tensor in tensors:
+        if not tensor.is_contiguous() or tensor.dtype != torch.float32:
+            raise ValueError(
+                f"the fused TV-L1 kernels take contiguous float32 tensors, not {tensor.dtype} {tensor.stride()}"
+            )
+        if not tensor.is_cuda and not isinstance(primal_step, InterpretedFunction):
+            raise ValueError(
+                "the fused TV-L1 kernels run on a CUDA device, or on the CPU only with TRITON_INTERPRET=1 set before"
+                " cprcoach.flow.kernels is imported"
+            )

@@ -236,7 +236,7 @@ class _Scale:
 
     def __init__(self, i0: torch.Tensor, i1: torch.Tensor, flow: torch.Tensor, params: TVL1Params, fused: bool):
         self.params, self.fused = params, fused
-        self.i0 = i0
+        self.i0 = i0.contiguous() if fused else i0
         i1x, i1y = _centred_gradient(i1)
         self.i1_stack = torch.cat([i1, i1x, i1y], dim=1)
         self.flow = flow.contiguous()
@@ -244,7 +244,6 @@ class _Scale:
         # the fused kernels mask the border; the eager steps read a zero first row and column
         padding = 0 if fused else 1
         self.dual = flow.new_zeros(batch, 2, channels, height + padding, width + padding)
-        self.check_interval = CPU_CHECK_INTERVAL if flow.device.type == "cpu" else GPU_CHECK_INTERVAL
         self.scaled_epsilon = params.epsilon**2 * height * width
 
     def solve(self) -> torch.Tensor:
@@ -281,6 +280,7 @@ class _Scale:
 
             kernels.solve_warp(self.flow, self.dual, self._linearise(), params, self.scaled_epsilon)
             return
+        check_interval = CPU_CHECK_INTERVAL if self.flow.device.type == "cpu" else GPU_CHECK_INTERVAL
         index = torch.arange(self.flow.shape[0], device=self.flow.device)
         pairs = _Pairs(index, self.flow, self.dual, self._eager_data(self._linearise()))
         iteration = 0
@@ -289,7 +289,7 @@ class _Scale:
                 pairs.flow[:, :2] = median_filter(pairs.flow[:, :2], params.median_filtering)
             for _ in range(params.inner_iterations):
                 iteration += 1
-                error = pairs.iterate(params, iteration % self.check_interval == 0)
+                error = pairs.iterate(params, iteration % check_interval == 0)
                 if error is None:
                     continue
                 done = error <= self.scaled_epsilon
