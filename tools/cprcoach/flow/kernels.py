@@ -432,7 +432,7 @@ def solve_warp(
     batch, channels, height, width = flow.shape
     pixels = height * width
     tile, warps = _tile_size(height, width)
-    tiles = triton.cdiv(pixels, tile)
+    tiles = _grid_tiles(height, width, tile)
     partial = flow.new_zeros(2, batch, tiles)
     done_at = torch.full((batch,), NOT_DONE, dtype=torch.int32, device=flow.device)
     active = torch.arange(batch, dtype=torch.int32, device=flow.device)
@@ -522,7 +522,6 @@ def _tile_size(height: int, width: int) -> tuple[int, int]:
     """Pixels and warps per program of the linearisation and the primal and dual steps."""
     if triton.cdiv(height * width, TILE) <= MAX_TILES:
         return TILE, 4
-    _grid_tiles(height, width, LARGE_TILE)
     return LARGE_TILE, LARGE_TILE_WARPS
 
 
