@@ -93,9 +93,9 @@ def test_large_frames_take_large_tiles_with_the_same_result(monkeypatch):
     assert (fused - tvl1_torch(frames0, frames1, params, fused=False)).abs().max() < 2e-3
 
 
-def test_frames_beyond_a_cuda_grid_and_strided_tensors_are_clear_errors():
-    with pytest.raises(ValueError, match="8192x8640 frames need 69120 programs of 1024 pixels.*smaller clip"):
-        kernels._grid_tiles(8640, 8192, 1024)
+def test_batches_beyond_a_cuda_grid_and_strided_tensors_are_clear_errors():
+    with pytest.raises(ValueError, match="at most 65535 pairs at once.*not 70000: set flow.batch_size"):
+        kernels._grid(170, 70000)
     flow = torch.zeros(1, 2, 16, 16)
     with pytest.raises(ValueError, match="contiguous float32"):
         kernels.warp_data(torch.zeros(1, 1, 16, 16), torch.zeros(1, 3, 16, 16), flow.transpose(2, 3))
@@ -111,6 +111,25 @@ def test_a_pair_stops_at_the_iteration_that_converges():
     assert (fused - eager).abs().max() < 1e-3  # the warps' float32 and float64 remaps differ by ~1e-4
     assert fused[1].abs().max() < 1e-6
     assert (fused[0] - tvl1_torch(frames0, frames1, TVL1Params(**SHORT), fused=False)[0]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize(
+    ("epsilon", "stops"),
+    [(0.05, [19, 19, 18]), (0.07, [10, 16, 16])],
+    ids=["odd-and-even", "end-of-an-outer-iteration"],
+)
+def test_a_warp_keeps_each_pairs_state_whichever_buffer_it_stopped_in(epsilon, stops):
+    """Pairs stop at odd and even iterations, inside and at the end of an outer one, where the PyTorch warp stops."""
+    params = TVL1Params(outer_iterations=2, inner_iterations=10, epsilon=epsilon)
+    clip, _ = synthetic_clip(4, 32, 40)
+    frames = torch.from_numpy(clip).float()[:, None]
+    fused = _Scale(frames[:-1], frames[1:], torch.zeros(3, 2, 32, 40), params, fused=True)
+    eager = _Scale(frames[:-1], frames[1:], torch.zeros(3, 2, 32, 40), params, fused=False)
+    iterations = kernels.solve_warp(fused.flow, fused.dual, fused._linearise(), params, fused.scaled_epsilon)
+    eager._solve_warp()
+    assert iterations.tolist() == stops  # of 2 x 10
+    assert (fused.flow - eager.flow).abs().max() < 1e-5
+    assert (fused.dual - eager.dual[..., 1:, 1:]).abs().max() < 1e-5
 
 
 def test_fused_solver_on_the_cpu_without_the_interpreter_is_a_clear_error():

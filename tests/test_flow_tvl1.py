@@ -231,6 +231,8 @@ def test_auto_batch_size(monkeypatch):
     eager = auto_batch_size(256, 340, "cuda", DEFAULTS, fused=False)
     assert eager == int(free * tvl1.CUDA_MEMORY_FRACTION / eager_per_pair)
     assert auto_batch_size(256, 340, "cuda", TVL1Params(gamma=0.1)) < auto_batch_size(256, 340, "cuda", DEFAULTS)
+    assert auto_batch_size(16, 16, "cuda", DEFAULTS) == tvl1.FUSED_MAX_BATCH  # a CUDA grid's height
+    assert auto_batch_size(16, 16, "cuda", DEFAULTS, fused=False) > tvl1.FUSED_MAX_BATCH
 
 
 def test_benchmark_runs(capsys):

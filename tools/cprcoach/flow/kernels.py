@@ -1,9 +1,14 @@
 """TV-L1 as Triton kernels: the warp's linearisation, the inner iteration and the median filter.
 
 Written as whole-tensor PyTorch, one inner iteration is some twenty passes over the batch and
-moves about 440 bytes per pixel of a pair; fused, the primal step (TH step, divergence, error)
-and the dual step read and write the solver state once each, about 84 bytes per pixel. The
-kernels also keep the per-pair stopping test on the GPU: the primal step of iteration k sums the
+moves about 440 bytes per pixel of a pair. Here the dual step of one inner iteration and the
+primal step of the next (TH step, divergence, change) are one kernel, which reads the solver
+state once and writes it once, to a second buffer: about 60 bytes per pixel. The divergence at a
+pixel needs its left and upper neighbours' new dual variable, which other programs write, so the
+kernel computes those again from the old one. An outer iteration's first primal step (which reads
+the median-filtered flow) and last dual step are kernels of their own.
+
+The kernels keep the per-pair stopping test on the GPU: the primal step of iteration k sums the
 previous iteration's per-tile squared changes in a fixed order (so every program of a pair takes
 the same decision), and a pair that converged records the iteration in `done_at` and is skipped
 from then on. No iteration waits for the host. The warp (a bicubic remap of I1 and its gradient
@@ -11,8 +16,8 @@ and rho's constant part) and the median filter are one kernel each, where PyTorc
 passes.
 
 Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W),
-its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). Grids are (active
-pairs, tiles of TILE consecutive pixels), the active pairs listed by index into the batch.
+its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). Grids are (tiles of
+TILE consecutive pixels, active pairs), the active pairs listed by index into the batch.
 
 With TRITON_INTERPRET=1 set before this module is imported, the kernels run on the CPU, which is
 how the tests check them against the PyTorch solver on a machine without a GPU.
@@ -26,6 +31,7 @@ import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
 from cprcoach.flow.params import TVL1Params
+from cprcoach.flow.tvl1 import FUSED_MAX_BATCH, median_filter
 
 TILE = 512  # pixels per program of the linearisation and the primal and dual steps
 # Every program of the primal step sums the pair's per-tile changes, so a frame of more than
@@ -33,7 +39,6 @@ TILE = 512  # pixels per program of the linearisation and the primal and dual st
 MAX_TILES = 256
 LARGE_TILE, LARGE_TILE_WARPS = 4096, 16
 MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
-MAX_GRID_Y = 65535  # CUDA's limit on a grid's second dimension, here the tiles of a frame
 PARTIAL_CHUNK = 128  # per-tile squared changes summed at a time by the stopping test
 NOT_DONE = 2**30  # done_at of a pair still iterating
 FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 machine epsilon
@@ -47,7 +52,7 @@ def _tile(height, width, TILE: tl.constexpr):
     Consecutive pixels stream through memory best: measured on an H200, the primal and dual steps
     move 3.9 TB/s in tiles of 512 pixels, 2.2-2.8 TB/s in square-ish tiles of 32x32 to 4x128.
     """
-    offsets = tl.program_id(1) * TILE + tl.arange(0, TILE)
+    offsets = tl.program_id(0) * TILE + tl.arange(0, TILE)
     rows = offsets // width
     return rows, offsets - rows * width, offsets < height * width
 
@@ -86,7 +91,7 @@ def linearise(
     Taps outside the frame count as 0, as grid_sample's zeros padding and OpenCV's remap have it.
     Positions are pixel coordinates in float32, so a whole-pixel flow samples exactly.
     """
-    pair = tl.program_id(0).to(tl.int64)
+    pair = tl.program_id(1).to(tl.int64)
     rows, cols, inside = _tile(height, width, TILE)
     pixels = height * width
     offsets = rows * width + cols
@@ -136,11 +141,106 @@ def _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, tiles, scal
 
 
 @triton.jit
+def _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS: tl.constexpr):
+    """The TH step's (I1wx, I1wy, t), where v = u + t (I1wx, I1wy, gamma)."""
+    i1wx = tl.load(data, mask=inside, other=0.0)
+    i1wy = tl.load(data + pixels, mask=inside, other=0.0)
+    rho = tl.load(data + 2 * pixels, mask=inside, other=0.0) + i1wx * u1 + i1wy * u2
+    if CHANNELS == 3:
+        rho += gamma * u3
+    # OpenCV's three-way test (rho < -l_t grad, rho > l_t grad, grad > FLT_EPSILON) as a clamp
+    neg_inv_grad = -1.0 / tl.maximum(i1wx * i1wx + i1wy * i1wy, FLT_EPSILON)
+    return i1wx, i1wy, tl.minimum(tl.maximum(rho * neg_inv_grad, -lambda_theta), lambda_theta)
+
+
+@triton.jit
+def _component(channel: tl.constexpr, first, second, third):
+    """first, second or third, for flow channel 0, 1 or 2 of a static loop over the channels."""
+    if channel == 0:
+        value = first
+    elif channel == 1:
+        value = second
+    else:
+        value = third
+    return value
+
+
+@triton.jit
+def _dual_norm(dx, dy, tau_theta):
+    """The dual step's denominator: q = (q + grad u) / (1 + tau / theta |grad u|)."""
+    return 1.0 + tau_theta * tl.sqrt(dx * dx + dy * dy)
+
+
+@triton.jit
+def _forward_differences(u, here, width, right, down):
+    """grad u at the tile by forward differences, 0 at the last column and row."""
+    dx = tl.where(right, tl.load(u + 1, mask=right, other=0.0) - here, 0.0)
+    dy = tl.where(down, tl.load(u + width, mask=down, other=0.0) - here, 0.0)
+    return dx, dy
+
+
+@triton.jit
+def _dual_step_of_channel(u, here, q, q_out, qy_offset, width, inside, right, down, tau_theta):
+    """One channel's dual step at the tile (where u is `here`), from q into q_out; returns the new (qx, qy)."""
+    dx, dy = _forward_differences(u, here, width, right, down)
+    norm = _dual_norm(dx, dy, tau_theta)
+    qx = (tl.load(q, mask=inside, other=0.0) + dx) / norm
+    qy = (tl.load(q + qy_offset, mask=inside, other=0.0) + dy) / norm
+    tl.store(q_out, qx, mask=inside)
+    tl.store(q_out + qy_offset, qy, mask=inside)
+    return qx, qy
+
+
+@triton.jit
+def _dual_step_of_pair(
+    flow_ptr, dual_ptr, dual_out_ptr, pair, height, width, tau_theta, CHANNELS: tl.constexpr, TILE: tl.constexpr
+):
+    """The dual step of every channel at this program's tile of the pair, from dual_ptr into dual_out_ptr."""
+    rows, cols, inside = _tile(height, width, TILE)
+    pixels = height * width
+    offsets = rows * width + cols
+    right = inside & (cols < width - 1)
+    down = inside & (rows < height - 1)
+    flow = flow_ptr + pair * CHANNELS * pixels + offsets
+    dual = pair * 2 * CHANNELS * pixels + offsets
+    for channel in tl.static_range(CHANNELS):
+        u = flow + channel * pixels
+        q = dual + channel * pixels
+        here = tl.load(u, mask=inside, other=0.0)
+        _dual_step_of_channel(
+            u, here, dual_ptr + q, dual_out_ptr + q, CHANNELS * pixels, width, inside, right, down, tau_theta
+        )
+
+
+@triton.jit
 def _divergence(qx, qy_offset, width, inside, left, up):
     """Backward-difference divergence of one channel's q at the tile; q is 0 left of and above the frame."""
     qy = qx + qy_offset
     div = tl.load(qx, mask=inside, other=0.0) - tl.load(qx - 1, mask=left, other=0.0)
     return div + tl.load(qy, mask=inside, other=0.0) - tl.load(qy - width, mask=up, other=0.0)
+
+
+@triton.jit
+def _divergence_after_dual_step(u, here, q, q_out, qy_offset, width, inside, left, up, right, down, tau_theta):
+    """One channel's dual step at the tile, then the backward-difference divergence of the new q.
+
+    The divergence needs the new q of the left and upper neighbours too, which other programs
+    write: each is computed again here from the old q and u, so no program waits for another.
+    """
+    qx, qy = _dual_step_of_channel(u, here, q, q_out, qy_offset, width, inside, right, down, tau_theta)
+    # the left neighbour's x part: its right neighbour is this pixel, and it has a lower one where this one does
+    left_u = tl.load(u - 1, mask=left, other=0.0)
+    left_down = left & down
+    left_dx = here - left_u
+    left_dy = tl.where(left_down, tl.load(u - 1 + width, mask=left_down, other=0.0) - left_u, 0.0)
+    left_qx = (tl.load(q - 1, mask=left, other=0.0) + left_dx) / _dual_norm(left_dx, left_dy, tau_theta)
+    # the upper neighbour's y part: its lower neighbour is this pixel, and it has a right one where this one does
+    up_u = tl.load(u - width, mask=up, other=0.0)
+    up_right = up & right
+    up_dx = tl.where(up_right, tl.load(u - width + 1, mask=up_right, other=0.0) - up_u, 0.0)
+    up_dy = here - up_u
+    up_qy = (tl.load(q + qy_offset - width, mask=up, other=0.0) + up_dy) / _dual_norm(up_dx, up_dy, tau_theta)
+    return qx - tl.where(left, left_qx, 0.0) + qy - tl.where(up, up_qy, 0.0)
 
 
 @triton.jit(do_not_specialize=["n_pairs", "tiles", "start_stride", "iteration"])
@@ -149,6 +249,7 @@ def primal_step(
     start_ptr,
     dual_ptr,
     data_ptr,
+    flow_out_ptr,
     partial_ptr,
     done_ptr,
     active_ptr,
@@ -166,52 +267,124 @@ def primal_step(
     TILE: tl.constexpr,
     CHUNK: tl.constexpr,
 ):
-    """u = v + tau div q, with v the TH step's thresholding of u; stores each tile's squared change.
+    """An outer iteration's first inner one: u = v + tau div q into flow_out, and each tile's squared change.
 
     First the stopping test: a pair whose previous iteration changed it by at most epsilon is
-    marked done (by its first program) and left as it is. Otherwise the flow's first two channels
-    are read from start_ptr (the median-filtered flow at the start of an outer iteration, else the
-    flow itself) and the result written to flow_ptr, in place: each pixel reads only its own u.
+    marked done (by its first program) and left as it is. The flow's first two channels are read
+    from start_ptr (the median-filtered flow, or the flow itself), the third from flow_ptr.
     """
-    pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
-    done_at = tl.load(done_ptr + pair)
-    if done_at >= iteration:
+    pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
+    if tl.load(done_ptr + pair) >= iteration:
         if _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, tiles, scaled_epsilon, CHUNK):
-            if tl.program_id(1) == 0:
+            if tl.program_id(0) == 0:
                 tl.store(done_ptr + pair, iteration - 1)
         else:
             rows, cols, inside = _tile(height, width, TILE)
             pixels = height * width
             offsets = rows * width + cols
-            data = data_ptr + pair * 3 * pixels + offsets
-            i1wx = tl.load(data, mask=inside, other=0.0)
-            i1wy = tl.load(data + pixels, mask=inside, other=0.0)
-            rho_c = tl.load(data + 2 * pixels, mask=inside, other=0.0)
-            flow = flow_ptr + pair * CHANNELS * pixels + offsets
             start = start_ptr + pair * start_stride + offsets
             u1 = tl.load(start, mask=inside, other=0.0)
             u2 = tl.load(start + pixels, mask=inside, other=0.0)
-            rho = rho_c + i1wx * u1 + i1wy * u2
+            u3 = 0.0
             if CHANNELS == 3:
-                u3 = tl.load(flow + 2 * pixels, mask=inside, other=0.0)
-                rho += gamma * u3
-            # OpenCV's three-way test (rho < -l_t grad, rho > l_t grad, grad > FLT_EPSILON) as a clamp
-            neg_inv_grad = -1.0 / tl.maximum(i1wx * i1wx + i1wy * i1wy, FLT_EPSILON)
-            step = tl.minimum(tl.maximum(rho * neg_inv_grad, -lambda_theta), lambda_theta)
+                u3 = tl.load(flow_ptr + (pair * CHANNELS + 2) * pixels + offsets, mask=inside, other=0.0)
+            data = data_ptr + pair * 3 * pixels + offsets
+            i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
             left = inside & (cols > 0)
             up = inside & (rows > 0)
             dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
-            qy_offset = CHANNELS * pixels
-            new1 = u1 + step * i1wx + tau * _divergence(dual, qy_offset, width, inside, left, up)
-            new2 = u2 + step * i1wy + tau * _divergence(dual + pixels, qy_offset, width, inside, left, up)
-            tl.store(flow, new1, mask=inside)
-            tl.store(flow + pixels, new2, mask=inside)
-            change = (new1 - u1) * (new1 - u1) + (new2 - u2) * (new2 - u2)
+            flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
+            change = tl.zeros((TILE,), dtype=tl.float32)
+            for channel in tl.static_range(CHANNELS):
+                u = _component(channel, u1, u2, u3)
+                v = u + step * _component(channel, i1wx, i1wy, gamma)
+                shift = channel * pixels
+                new = v + tau * _divergence(dual + shift, CHANNELS * pixels, width, inside, left, up)
+                tl.store(flow_out + shift, new, mask=inside)
+                change += (new - u) * (new - u)
+            slot = (iteration % 2 * n_pairs + pair) * tiles + tl.program_id(0)
+            tl.store(partial_ptr + slot, tl.sum(tl.where(inside, change, 0.0)))
+
+
+@triton.jit(do_not_specialize=["n_pairs", "tiles", "iteration"])
+def dual_primal_step(
+    flow_ptr,
+    dual_ptr,
+    data_ptr,
+    flow_out_ptr,
+    dual_out_ptr,
+    partial_ptr,
+    done_ptr,
+    active_ptr,
+    n_pairs,
+    height,
+    width,
+    tiles,
+    iteration,
+    scaled_epsilon,
+    tau,
+    tau_theta,
+    lambda_theta,
+    gamma,
+    CHANNELS: tl.constexpr,
+    TILE: tl.constexpr,
+    CHUNK: tl.constexpr,
+):
+    """The dual step of `iteration` and the primal step of the next, in one pass over the state.
+
+    u and q are read from flow_ptr and dual_ptr and the new ones written to flow_out_ptr and
+    dual_out_ptr: about 60 bytes per pixel, where the two steps as kernels of their own move 84.
+    A pair that `iteration` changed by at most epsilon takes the dual step only, and is marked
+    done at `iteration`.
+    """
+    pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
+    if tl.load(done_ptr + pair) >= iteration:
+        if _previous_change_is_small(partial_ptr, pair, iteration + 1, n_pairs, tiles, scaled_epsilon, CHUNK):
+            if tl.program_id(0) == 0:
+                tl.store(done_ptr + pair, iteration)
+            _dual_step_of_pair(flow_ptr, dual_ptr, dual_out_ptr, pair, height, width, tau_theta, CHANNELS, TILE)
+        else:
+            rows, cols, inside = _tile(height, width, TILE)
+            pixels = height * width
+            offsets = rows * width + cols
+            left = inside & (cols > 0)
+            up = inside & (rows > 0)
+            right = inside & (cols < width - 1)
+            down = inside & (rows < height - 1)
+            flow = flow_ptr + pair * CHANNELS * pixels + offsets
+            dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
+            dual_out = dual_out_ptr + pair * 2 * CHANNELS * pixels + offsets
+            u1 = tl.load(flow, mask=inside, other=0.0)
+            u2 = tl.load(flow + pixels, mask=inside, other=0.0)
+            u3 = 0.0
             if CHANNELS == 3:
-                new3 = u3 + step * gamma + tau * _divergence(dual + 2 * pixels, qy_offset, width, inside, left, up)
-                tl.store(flow + 2 * pixels, new3, mask=inside)
-                change += (new3 - u3) * (new3 - u3)
-            slot = (iteration % 2 * n_pairs + pair) * tiles + tl.program_id(1)
+                u3 = tl.load(flow + 2 * pixels, mask=inside, other=0.0)
+            data = data_ptr + pair * 3 * pixels + offsets
+            i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
+            flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
+            change = tl.zeros((TILE,), dtype=tl.float32)
+            for channel in tl.static_range(CHANNELS):
+                u = _component(channel, u1, u2, u3)
+                v = u + step * _component(channel, i1wx, i1wy, gamma)
+                shift = channel * pixels
+                divergence = _divergence_after_dual_step(
+                    flow + shift,
+                    u,
+                    dual + shift,
+                    dual_out + shift,
+                    CHANNELS * pixels,
+                    width,
+                    inside,
+                    left,
+                    up,
+                    right,
+                    down,
+                    tau_theta,
+                )
+                new = v + tau * divergence
+                tl.store(flow_out + shift, new, mask=inside)
+                change += (new - u) * (new - u)
+            slot = ((iteration + 1) % 2 * n_pairs + pair) * tiles + tl.program_id(0)
             tl.store(partial_ptr + slot, tl.sum(tl.where(inside, change, 0.0)))
 
 
@@ -219,6 +392,7 @@ def primal_step(
 def dual_step(
     flow_ptr,
     dual_ptr,
+    dual_out_ptr,
     done_ptr,
     active_ptr,
     height,
@@ -228,24 +402,10 @@ def dual_step(
     CHANNELS: tl.constexpr,
     TILE: tl.constexpr,
 ):
-    """q = (q + grad u) / (1 + tau / theta |grad u|), forward differences, 0 at the last column and row."""
-    pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
+    """An outer iteration's last dual step, from dual_ptr into dual_out_ptr."""
+    pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
     if tl.load(done_ptr + pair) >= iteration:
-        rows, cols, inside = _tile(height, width, TILE)
-        pixels = height * width
-        offsets = rows * width + cols
-        right = inside & (cols < width - 1)
-        down = inside & (rows < height - 1)
-        for channel in tl.static_range(CHANNELS):
-            u = flow_ptr + (pair * CHANNELS + channel) * pixels + offsets
-            here = tl.load(u, mask=inside, other=0.0)
-            dx = tl.where(right, tl.load(u + 1, mask=right, other=0.0) - here, 0.0)
-            dy = tl.where(down, tl.load(u + width, mask=down, other=0.0) - here, 0.0)
-            norm = 1.0 + tau_theta * tl.sqrt(dx * dx + dy * dy)
-            qx = dual_ptr + (pair * 2 * CHANNELS + channel) * pixels + offsets
-            qy = qx + CHANNELS * pixels
-            tl.store(qx, (tl.load(qx, mask=inside, other=0.0) + dx) / norm, mask=inside)
-            tl.store(qy, (tl.load(qy, mask=inside, other=0.0) + dy) / norm, mask=inside)
+        _dual_step_of_pair(flow_ptr, dual_ptr, dual_out_ptr, pair, height, width, tau_theta, CHANNELS, TILE)
 
 
 @triton.jit
@@ -394,7 +554,7 @@ def median_kernel(
     Each pixel's window is loaded whole (clamped, so no load is masked: pixels past the frame read
     its edge) and reduced by sorting networks.
     """
-    pair = tl.load(active_ptr + tl.program_id(0)).to(tl.int64)
+    pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
     rows, cols, inside = _tile(height, width, TILE)
     pixels = height * width
     row = tl.minimum(rows, height - 1)
@@ -421,36 +581,67 @@ def median_kernel(
 
 def solve_warp(
     flow: torch.Tensor, dual: torch.Tensor, data: torch.Tensor, params: TVL1Params, scaled_epsilon: float
-) -> None:
-    """Every outer and inner iteration of one warp, in place on flow (B, C, H, W) and dual (B, 2, C, H, W).
+) -> torch.Tensor:
+    """Every outer and inner iteration of one warp, on flow (B, C, H, W) and dual (B, 2, C, H, W) in place.
 
-    data is (B, 3, H, W): I1wx, I1wy and rho_c. The host waits for the GPU once per outer
-    iteration, to drop the pairs that have converged from the grids; within one, a pair that
-    converges is skipped by the kernels themselves.
+    data is (B, 3, H, W): I1wx, I1wy and rho_c. Within an outer iteration, the dual step of one
+    inner iteration and the primal step of the next are one kernel, which reads the state from one
+    buffer and writes it to another: u of iteration k lives in flows[k % 2], q of iteration k in
+    duals[k % 2], and at the end each pair's last iteration says where its state is. The host
+    waits for the GPU once per outer iteration, to drop the pairs that have converged from the
+    grids; within one, a pair that converges is skipped by the kernels themselves.
+
+    Returns the inner iterations each pair ran, (B,) int32.
     """
     _check_tensors(flow, dual, data)
     batch, channels, height, width = flow.shape
     pixels = height * width
     tile, warps = _tile_size(height, width)
-    tiles = _grid_tiles(height, width, tile)
+    tiles = triton.cdiv(pixels, tile)
+    flows, duals = (flow, torch.empty_like(flow)), (dual, torch.empty_like(dual))
     partial = flow.new_zeros(2, batch, tiles)
     done_at = torch.full((batch,), NOT_DONE, dtype=torch.int32, device=flow.device)
     active = torch.arange(batch, dtype=torch.int32, device=flow.device)
     median = flow.new_empty(batch, 2, height, width) if params.median_filtering > 1 else None
+    lambda_theta, tau_theta = params.lambda_ * params.theta, params.tau / params.theta
+    constants = {"CHANNELS": channels, "TILE": tile, "num_warps": warps}
     iteration = 0
     for _ in range(params.outer_iterations):
-        start, start_stride = flow, channels * pixels
+        grid = _grid(tiles, len(active))
+        start, start_stride = flows[iteration % 2], channels * pixels
         if median is not None:
-            median_of_active_pairs(flow, median, active, params.median_filtering)
+            median_of_active_pairs(start, median, active, params.median_filtering)
             start, start_stride = median, 2 * pixels
-        grid = (len(active), tiles)
-        for _ in range(params.inner_iterations):
-            iteration += 1
-            primal_step[grid](
-                flow,
-                start,
-                dual,
+        iteration += 1
+        primal_step[grid](
+            flows[(iteration - 1) % 2],
+            start,
+            duals[(iteration - 1) % 2],
+            data,
+            flows[iteration % 2],
+            partial,
+            done_at,
+            active,
+            batch,
+            height,
+            width,
+            tiles,
+            start_stride,
+            iteration,
+            scaled_epsilon,
+            params.tau,
+            lambda_theta,
+            params.gamma,
+            CHUNK=PARTIAL_CHUNK,
+            **constants,
+        )
+        for _ in range(params.inner_iterations - 1):
+            dual_primal_step[grid](
+                flows[iteration % 2],
+                duals[(iteration - 1) % 2],
                 data,
+                flows[(iteration + 1) % 2],
+                duals[iteration % 2],
                 partial,
                 done_at,
                 active,
@@ -458,34 +649,36 @@ def solve_warp(
                 height,
                 width,
                 tiles,
-                start_stride,
                 iteration,
                 scaled_epsilon,
                 params.tau,
-                params.lambda_ * params.theta,
+                tau_theta,
+                lambda_theta,
                 params.gamma,
-                CHANNELS=channels,
-                TILE=tile,
                 CHUNK=PARTIAL_CHUNK,
-                num_warps=warps,
+                **constants,
             )
-            dual_step[grid](
-                flow,
-                dual,
-                done_at,
-                active,
-                height,
-                width,
-                iteration,
-                params.tau / params.theta,
-                CHANNELS=channels,
-                TILE=tile,
-                num_warps=warps,
-            )
-            start, start_stride = flow, channels * pixels
+            iteration += 1
+        dual_step[grid](
+            flows[iteration % 2],
+            duals[(iteration - 1) % 2],
+            duals[iteration % 2],
+            done_at,
+            active,
+            height,
+            width,
+            iteration,
+            tau_theta,
+            **constants,
+        )
         active = torch.nonzero(done_at == NOT_DONE).flatten().to(torch.int32)
         if not len(active):
-            return
+            break
+    iterations = done_at.clamp_(max=iteration)
+    odd = (iterations % 2 == 1).view(batch, 1, 1, 1)
+    torch.where(odd, flows[1], flow, out=flow)
+    torch.where(odd.unsqueeze(1), duals[1], dual, out=dual)
+    return iterations
 
 
 def median_of_active_pairs(flow: torch.Tensor, out: torch.Tensor, active: torch.Tensor, size: int) -> None:
@@ -497,11 +690,9 @@ def median_of_active_pairs(flow: torch.Tensor, out: torch.Tensor, active: torch.
     _check_tensors(flow, out)
     batch, channels, height, width = flow.shape
     if size in (3, 5):
-        grid = (len(active), _grid_tiles(height, width, MEDIAN_TILE))
+        grid = _grid(triton.cdiv(height * width, MEDIAN_TILE), len(active))
         median_kernel[grid](flow, out, active, height, width, channels * height * width, SIZE=size, TILE=MEDIAN_TILE)
         return
-    from cprcoach.flow.tvl1 import median_filter
-
     index = active.long()
     out[index] = median_filter(flow[index, :2], size)
 
@@ -512,7 +703,7 @@ def warp_data(i0: torch.Tensor, i1_stack: torch.Tensor, flow: torch.Tensor) -> t
     batch, channels, height, width = flow.shape
     data = flow.new_empty(batch, 3, height, width)
     tile, warps = _tile_size(height, width)
-    linearise[(batch, _grid_tiles(height, width, tile))](
+    linearise[_grid(triton.cdiv(height * width, tile), batch)](
         i0, i1_stack, flow, data, height, width, CHANNELS=channels, TILE=tile, num_warps=warps
     )
     return data
@@ -525,15 +716,14 @@ def _tile_size(height: int, width: int) -> tuple[int, int]:
     return LARGE_TILE, LARGE_TILE_WARPS
 
 
-def _grid_tiles(height: int, width: int, tile: int) -> int:
-    """Tiles of a frame, which must fit in a CUDA grid's second dimension."""
-    tiles = triton.cdiv(height * width, tile)
-    if tiles > MAX_GRID_Y:
+def _grid(tiles: int, pairs: int) -> tuple[int, int]:
+    """A launch grid: a frame's tiles along x, so consecutive programs share rows in the L2 cache, and pairs along y."""
+    if pairs > FUSED_MAX_BATCH:
         raise ValueError(
-            f"{width}x{height} frames need {tiles} programs of {tile} pixels each, more than a CUDA grid holds"
-            f" ({MAX_GRID_Y}): compute the flow on a smaller clip (video.clips)"
+            f"the fused TV-L1 kernels take at most {FUSED_MAX_BATCH} pairs at once (a CUDA grid's height), not"
+            f" {pairs}: set flow.batch_size to {FUSED_MAX_BATCH} or fewer"
         )
-    return tiles
+    return tiles, pairs
 
 
 def _check_tensors(*tensors: torch.Tensor) -> None:

@@ -41,9 +41,11 @@ CPU_BATCH_PIXELS = 2 * 340 * 256
 # on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak);
 # the rest is margin for the CUDA allocator's block sizes.
 BYTES_PER_PIXEL = 288
-# The same with the fused kernels, which keep no scratch beyond the median-filtered flow: 80
-# measured on an H200 with 2048 pairs in a batch, 88 with 490.
-FUSED_BYTES_PER_PIXEL = 112
+# The same with the fused kernels, which keep no scratch beyond the median-filtered flow and a
+# second buffer of the flow and the dual variable: 80 measured on an H200 with 2048 pairs in a
+# batch and 88 with 490, before the second buffer added 24 (unmeasured).
+FUSED_BYTES_PER_PIXEL = 136
+FUSED_MAX_BATCH = 65535  # pairs per launch of the fused kernels: a CUDA grid's height
 CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
 
 
@@ -355,9 +357,11 @@ def auto_batch_size(
     pixels = height * width
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        per_pixel = FUSED_BYTES_PER_PIXEL if fused is None or fused else BYTES_PER_PIXEL
+        fused = fused is None or fused
+        per_pixel = FUSED_BYTES_PER_PIXEL if fused else BYTES_PER_PIXEL
         per_pair = per_pixel * pixels * (1.5 if params.gamma != 0 else 1.0)
-        return max(1, int(free * CUDA_MEMORY_FRACTION / per_pair))
+        fitting = max(1, int(free * CUDA_MEMORY_FRACTION / per_pair))
+        return min(fitting, FUSED_MAX_BATCH) if fused else fitting
     return max(1, CPU_BATCH_PIXELS // pixels)
 
 
