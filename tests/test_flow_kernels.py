@@ -84,13 +84,15 @@ def test_fused_solver_matches_the_pytorch_solver(options):
     assert (fused - eager).abs().max() < 2e-3
 
 
-def test_large_frames_take_large_tiles_with_the_same_result(monkeypatch):
-    monkeypatch.setattr(kernels, "MAX_TILES", 1)  # 32x40 is 3 tiles of 512: as a frame above 131k pixels
-    assert kernels._tile_size(32, 40) == (kernels.LARGE_TILE, kernels.LARGE_TILE_WARPS)
+def test_large_frames_take_several_tiles_a_program_with_the_same_result(monkeypatch):
     params = TVL1Params(**SHORT)
     frames0, frames1 = pairs()
-    fused = tvl1_torch(frames0, frames1, params, fused=True)
-    assert (fused - tvl1_torch(frames0, frames1, params, fused=False)).abs().max() < 2e-3
+    one_tile = tvl1_torch(frames0, frames1, params, fused=True)
+    monkeypatch.setattr(kernels, "MAX_TILES", 1)  # 32x40 is 3 tiles of 512: as a frame above 131k pixels
+    monkeypatch.setattr(kernels, "LARGE_FRAME_TILES", 2)  # 2 programs, the second's second tile outside
+    two_tiles = tvl1_torch(frames0, frames1, params, fused=True)
+    assert (two_tiles - one_tile).abs().max() < 1e-5
+    assert (two_tiles - tvl1_torch(frames0, frames1, params, fused=False)).abs().max() < 2e-3
 
 
 def test_batches_beyond_a_cuda_grid_and_strided_tensors_are_clear_errors():
@@ -114,20 +116,24 @@ def test_a_pair_stops_at_the_iteration_that_converges():
 
 
 @pytest.mark.parametrize(
-    ("epsilon", "stops"),
-    [(0.05, [19, 19, 18]), (0.07, [10, 16, 16])],
-    ids=["odd-and-even", "end-of-an-outer-iteration"],
+    ("schedule", "stops"),
+    [
+        ({"outer_iterations": 2, "inner_iterations": 10, "epsilon": 0.05}, [19, 19, 18]),
+        ({"outer_iterations": 2, "inner_iterations": 10, "epsilon": 0.07}, [10, 16, 16]),
+        ({"outer_iterations": 1, "inner_iterations": 3, "epsilon": 0.0}, [3, 3, 3]),
+    ],
+    ids=["odd-and-even", "end-of-an-outer-iteration", "never"],
 )
-def test_a_warp_keeps_each_pairs_state_whichever_buffer_it_stopped_in(epsilon, stops):
-    """Pairs stop at odd and even iterations, inside and at the end of an outer one, where the PyTorch warp stops."""
-    params = TVL1Params(outer_iterations=2, inner_iterations=10, epsilon=epsilon)
+def test_a_warp_keeps_each_pairs_state_whichever_buffer_it_stopped_in(schedule, stops):
+    """Pairs stop at odd and even iterations, inside or at the end of an outer one, or never, as the PyTorch warp."""
+    params = TVL1Params(**schedule)
     clip, _ = synthetic_clip(4, 32, 40)
     frames = torch.from_numpy(clip).float()[:, None]
     fused = _Scale(frames[:-1], frames[1:], torch.zeros(3, 2, 32, 40), params, fused=True)
     eager = _Scale(frames[:-1], frames[1:], torch.zeros(3, 2, 32, 40), params, fused=False)
     iterations = kernels.solve_warp(fused.flow, fused.dual, fused._linearise(), params, fused.scaled_epsilon)
     eager._solve_warp()
-    assert iterations.tolist() == stops  # of 2 x 10
+    assert iterations.tolist() == stops
     assert (fused.flow - eager.flow).abs().max() < 1e-5
     assert (fused.dual - eager.dual[..., 1:, 1:]).abs().max() < 1e-5
 

@@ -16,8 +16,10 @@ and rho's constant part) and the median filter are one kernel each, where PyTorc
 passes.
 
 Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W),
-its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). Grids are (tiles of
-TILE consecutive pixels, active pairs), the active pairs listed by index into the batch.
+its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). A program takes
+consecutive pixels of one pair, TILE of them at a time. Grids are (programs along the frame,
+active pairs), the active pairs listed by index into the batch, so the programs that run together
+share rows in the L2 cache.
 
 With TRITON_INTERPRET=1 set before this module is imported, the kernels run on the CPU, which is
 how the tests check them against the PyTorch solver on a machine without a GPU.
@@ -33,26 +35,30 @@ from triton.runtime.interpreter import InterpretedFunction
 from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.tvl1 import FUSED_MAX_BATCH, median_filter
 
-TILE = 512  # pixels per program of the linearisation and the primal and dual steps
-# Every program of the primal step sums the pair's per-tile changes, so a frame of more than
-# MAX_TILES tiles (above 131k pixels) takes LARGE_TILE pixels per program, with more warps.
+TILE = 512  # pixels a program handles at once in the linearisation and the primal and dual steps
+# Every program of a primal step sums its pair's per-program changes for the stopping test, so in
+# a frame of more than MAX_TILES tiles (above 131k pixels) the primal steps' programs take
+# LARGE_FRAME_TILES tiles each, one after another: the sums stay few and the registers one tile's.
 MAX_TILES = 256
-LARGE_TILE, LARGE_TILE_WARPS = 4096, 16
+LARGE_FRAME_TILES = 8
+# The dual and primal step in one holds its neighbours' dual step too: 102 registers a thread at 4
+# warps per tile of 512 (on sm_90: 5 blocks, 20 warps an SM), 60 at 8 warps (4 blocks, 32 warps).
+DUAL_PRIMAL_WARPS = 8
 MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
-PARTIAL_CHUNK = 128  # per-tile squared changes summed at a time by the stopping test
+PARTIAL_CHUNK = 128  # per-program squared changes summed at a time by the stopping test
 NOT_DONE = 2**30  # done_at of a pair still iterating
 FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 machine epsilon
 CUBIC_A = tl.constexpr(-0.75)  # the bicubic kernel of OpenCV's remap and PyTorch's grid_sample
 
 
 @triton.jit
-def _tile(height, width, TILE: tl.constexpr):
-    """This program's TILE pixels, consecutive in the frame: their rows, columns, and which are in it.
+def _tile(index, height, width, TILE: tl.constexpr):
+    """Tile `index` of a frame, TILE consecutive pixels: their rows, columns, and which are in the frame.
 
     Consecutive pixels stream through memory best: measured on an H200, the primal and dual steps
     move 3.9 TB/s in tiles of 512 pixels, 2.2-2.8 TB/s in square-ish tiles of 32x32 to 4x128.
     """
-    offsets = tl.program_id(0) * TILE + tl.arange(0, TILE)
+    offsets = index * TILE + tl.arange(0, TILE)
     rows = offsets // width
     return rows, offsets - rows * width, offsets < height * width
 
@@ -92,7 +98,7 @@ def linearise(
     Positions are pixel coordinates in float32, so a whole-pixel flow samples exactly.
     """
     pair = tl.program_id(1).to(tl.int64)
-    rows, cols, inside = _tile(height, width, TILE)
+    rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
     pixels = height * width
     offsets = rows * width + cols
     flow = flow_ptr + pair * CHANNELS * pixels + offsets
@@ -130,13 +136,13 @@ def linearise(
 
 
 @triton.jit
-def _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, tiles, scaled_epsilon, CHUNK: tl.constexpr):
+def _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, programs, scaled_epsilon, CHUNK: tl.constexpr):
     """Whether the pair's squared change in iteration - 1 was at most epsilon (never before iteration 2)."""
-    row = partial_ptr + ((iteration - 1) % 2 * n_pairs + pair) * tiles
+    row = partial_ptr + ((iteration - 1) % 2 * n_pairs + pair) * programs
     total = 0.0
-    for start in range(0, tiles, CHUNK):
+    for start in range(0, programs, CHUNK):
         offsets = start + tl.arange(0, CHUNK)
-        total += tl.sum(tl.load(row + offsets, mask=offsets < tiles, other=0.0))
+        total += tl.sum(tl.load(row + offsets, mask=offsets < programs, other=0.0))
     return (iteration > 1) & (total <= scaled_epsilon)
 
 
@@ -192,20 +198,20 @@ def _dual_step_of_channel(u, here, q, q_out, qy_offset, width, inside, right, do
 
 
 @triton.jit
-def _dual_step_of_pair(
-    flow_ptr, dual_ptr, dual_out_ptr, pair, height, width, tau_theta, CHANNELS: tl.constexpr, TILE: tl.constexpr
+def _dual_step_of_tile(
+    index, pair, flow_ptr, dual_ptr, dual_out_ptr, height, width, tau_theta, CHANNELS: tl.constexpr, TILE: tl.constexpr
 ):
-    """The dual step of every channel at this program's tile of the pair, from dual_ptr into dual_out_ptr."""
-    rows, cols, inside = _tile(height, width, TILE)
+    """The dual step of every channel at tile `index` of the pair, from dual_ptr into dual_out_ptr."""
+    rows, cols, inside = _tile(index, height, width, TILE)
     pixels = height * width
     offsets = rows * width + cols
     right = inside & (cols < width - 1)
     down = inside & (rows < height - 1)
     flow = flow_ptr + pair * CHANNELS * pixels + offsets
-    dual = pair * 2 * CHANNELS * pixels + offsets
+    dual_offsets = pair * 2 * CHANNELS * pixels + offsets
     for channel in tl.static_range(CHANNELS):
         u = flow + channel * pixels
-        q = dual + channel * pixels
+        q = dual_offsets + channel * pixels
         here = tl.load(u, mask=inside, other=0.0)
         _dual_step_of_channel(
             u, here, dual_ptr + q, dual_out_ptr + q, CHANNELS * pixels, width, inside, right, down, tau_theta
@@ -243,7 +249,114 @@ def _divergence_after_dual_step(u, here, q, q_out, qy_offset, width, inside, lef
     return qx - tl.where(left, left_qx, 0.0) + qy - tl.where(up, up_qy, 0.0)
 
 
-@triton.jit(do_not_specialize=["n_pairs", "tiles", "start_stride", "iteration"])
+@triton.jit
+def _primal_step_of_tile(
+    index,
+    pair,
+    flow_ptr,
+    start_ptr,
+    start_stride,
+    dual_ptr,
+    data_ptr,
+    flow_out_ptr,
+    height,
+    width,
+    tau,
+    lambda_theta,
+    gamma,
+    CHANNELS: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """The primal step at tile `index` of the pair, into flow_out_ptr; returns the tile's squared change."""
+    rows, cols, inside = _tile(index, height, width, TILE)
+    pixels = height * width
+    offsets = rows * width + cols
+    start = start_ptr + pair * start_stride + offsets
+    u1 = tl.load(start, mask=inside, other=0.0)
+    u2 = tl.load(start + pixels, mask=inside, other=0.0)
+    u3 = 0.0
+    if CHANNELS == 3:
+        u3 = tl.load(flow_ptr + (pair * CHANNELS + 2) * pixels + offsets, mask=inside, other=0.0)
+    data = data_ptr + pair * 3 * pixels + offsets
+    i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
+    left = inside & (cols > 0)
+    up = inside & (rows > 0)
+    dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
+    flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
+    change = tl.zeros((TILE,), dtype=tl.float32)
+    for channel in tl.static_range(CHANNELS):
+        u = _component(channel, u1, u2, u3)
+        v = u + step * _component(channel, i1wx, i1wy, gamma)
+        shift = channel * pixels
+        new = v + tau * _divergence(dual + shift, CHANNELS * pixels, width, inside, left, up)
+        tl.store(flow_out + shift, new, mask=inside)
+        change += (new - u) * (new - u)
+    return tl.sum(tl.where(inside, change, 0.0))
+
+
+@triton.jit
+def _dual_primal_step_of_tile(
+    index,
+    pair,
+    flow_ptr,
+    dual_ptr,
+    data_ptr,
+    flow_out_ptr,
+    dual_out_ptr,
+    height,
+    width,
+    tau,
+    tau_theta,
+    lambda_theta,
+    gamma,
+    CHANNELS: tl.constexpr,
+    TILE: tl.constexpr,
+):
+    """The dual step and then the primal step at tile `index` of the pair; returns the tile's squared change."""
+    rows, cols, inside = _tile(index, height, width, TILE)
+    pixels = height * width
+    offsets = rows * width + cols
+    left = inside & (cols > 0)
+    up = inside & (rows > 0)
+    right = inside & (cols < width - 1)
+    down = inside & (rows < height - 1)
+    flow = flow_ptr + pair * CHANNELS * pixels + offsets
+    u1 = tl.load(flow, mask=inside, other=0.0)
+    u2 = tl.load(flow + pixels, mask=inside, other=0.0)
+    u3 = 0.0
+    if CHANNELS == 3:
+        u3 = tl.load(flow + 2 * pixels, mask=inside, other=0.0)
+    data = data_ptr + pair * 3 * pixels + offsets
+    i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
+    dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
+    dual_out = dual_out_ptr + pair * 2 * CHANNELS * pixels + offsets
+    flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
+    change = tl.zeros((TILE,), dtype=tl.float32)
+    for channel in tl.static_range(CHANNELS):
+        u = _component(channel, u1, u2, u3)
+        v = u + step * _component(channel, i1wx, i1wy, gamma)
+        shift = channel * pixels
+        divergence = _divergence_after_dual_step(
+            flow + shift,
+            u,
+            dual + shift,
+            dual_out + shift,
+            CHANNELS * pixels,
+            width,
+            inside,
+            left,
+            up,
+            right,
+            down,
+            tau_theta,
+        )
+        new = v + tau * divergence
+        tl.store(flow_out + shift, new, mask=inside)
+        change += (new - u) * (new - u)
+    return tl.sum(tl.where(inside, change, 0.0))
+
+
+@triton.jit(do_not_specialize=["n_pairs", "programs", "tiles_per_program", "start_stride", "iteration"])
 def primal_step(
     flow_ptr,
     start_ptr,
@@ -256,7 +369,8 @@ def primal_step(
     n_pairs,
     height,
     width,
-    tiles,
+    programs,
+    tiles_per_program,
     start_stride,
     iteration,
     scaled_epsilon,
@@ -267,46 +381,42 @@ def primal_step(
     TILE: tl.constexpr,
     CHUNK: tl.constexpr,
 ):
-    """An outer iteration's first inner one: u = v + tau div q into flow_out, and each tile's squared change.
+    """An outer iteration's first inner one: u = v + tau div q into flow_out, and each program's squared change.
 
     First the stopping test: a pair whose previous iteration changed it by at most epsilon is
     marked done (by its first program) and left as it is. The flow's first two channels are read
-    from start_ptr (the median-filtered flow, or the flow itself), the third from flow_ptr.
+    from start_ptr (the median-filtered flow, or the flow itself), the third from flow_ptr. Each
+    program takes tiles_per_program consecutive tiles of the frame.
     """
     pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
     if tl.load(done_ptr + pair) >= iteration:
-        if _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, tiles, scaled_epsilon, CHUNK):
+        if _previous_change_is_small(partial_ptr, pair, iteration, n_pairs, programs, scaled_epsilon, CHUNK):
             if tl.program_id(0) == 0:
                 tl.store(done_ptr + pair, iteration - 1)
         else:
-            rows, cols, inside = _tile(height, width, TILE)
-            pixels = height * width
-            offsets = rows * width + cols
-            start = start_ptr + pair * start_stride + offsets
-            u1 = tl.load(start, mask=inside, other=0.0)
-            u2 = tl.load(start + pixels, mask=inside, other=0.0)
-            u3 = 0.0
-            if CHANNELS == 3:
-                u3 = tl.load(flow_ptr + (pair * CHANNELS + 2) * pixels + offsets, mask=inside, other=0.0)
-            data = data_ptr + pair * 3 * pixels + offsets
-            i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
-            left = inside & (cols > 0)
-            up = inside & (rows > 0)
-            dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
-            flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
-            change = tl.zeros((TILE,), dtype=tl.float32)
-            for channel in tl.static_range(CHANNELS):
-                u = _component(channel, u1, u2, u3)
-                v = u + step * _component(channel, i1wx, i1wy, gamma)
-                shift = channel * pixels
-                new = v + tau * _divergence(dual + shift, CHANNELS * pixels, width, inside, left, up)
-                tl.store(flow_out + shift, new, mask=inside)
-                change += (new - u) * (new - u)
-            slot = (iteration % 2 * n_pairs + pair) * tiles + tl.program_id(0)
-            tl.store(partial_ptr + slot, tl.sum(tl.where(inside, change, 0.0)))
+            change = 0.0
+            for tile in range(tiles_per_program):
+                change += _primal_step_of_tile(
+                    tl.program_id(0) * tiles_per_program + tile,
+                    pair,
+                    flow_ptr,
+                    start_ptr,
+                    start_stride,
+                    dual_ptr,
+                    data_ptr,
+                    flow_out_ptr,
+                    height,
+                    width,
+                    tau,
+                    lambda_theta,
+                    gamma,
+                    CHANNELS,
+                    TILE,
+                )
+            tl.store(partial_ptr + (iteration % 2 * n_pairs + pair) * programs + tl.program_id(0), change)
 
 
-@triton.jit(do_not_specialize=["n_pairs", "tiles", "iteration"])
+@triton.jit(do_not_specialize=["n_pairs", "programs", "tiles_per_program", "iteration"])
 def dual_primal_step(
     flow_ptr,
     dual_ptr,
@@ -319,7 +429,8 @@ def dual_primal_step(
     n_pairs,
     height,
     width,
-    tiles,
+    programs,
+    tiles_per_program,
     iteration,
     scaled_epsilon,
     tau,
@@ -335,57 +446,48 @@ def dual_primal_step(
     u and q are read from flow_ptr and dual_ptr and the new ones written to flow_out_ptr and
     dual_out_ptr: about 60 bytes per pixel, where the two steps as kernels of their own move 84.
     A pair that `iteration` changed by at most epsilon takes the dual step only, and is marked
-    done at `iteration`.
+    done at `iteration`. Each program takes tiles_per_program consecutive tiles of the frame.
     """
     pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
     if tl.load(done_ptr + pair) >= iteration:
-        if _previous_change_is_small(partial_ptr, pair, iteration + 1, n_pairs, tiles, scaled_epsilon, CHUNK):
+        # the test of the primal step of iteration + 1, which is this kernel's
+        if _previous_change_is_small(partial_ptr, pair, iteration + 1, n_pairs, programs, scaled_epsilon, CHUNK):
             if tl.program_id(0) == 0:
                 tl.store(done_ptr + pair, iteration)
-            _dual_step_of_pair(flow_ptr, dual_ptr, dual_out_ptr, pair, height, width, tau_theta, CHANNELS, TILE)
-        else:
-            rows, cols, inside = _tile(height, width, TILE)
-            pixels = height * width
-            offsets = rows * width + cols
-            left = inside & (cols > 0)
-            up = inside & (rows > 0)
-            right = inside & (cols < width - 1)
-            down = inside & (rows < height - 1)
-            flow = flow_ptr + pair * CHANNELS * pixels + offsets
-            dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
-            dual_out = dual_out_ptr + pair * 2 * CHANNELS * pixels + offsets
-            u1 = tl.load(flow, mask=inside, other=0.0)
-            u2 = tl.load(flow + pixels, mask=inside, other=0.0)
-            u3 = 0.0
-            if CHANNELS == 3:
-                u3 = tl.load(flow + 2 * pixels, mask=inside, other=0.0)
-            data = data_ptr + pair * 3 * pixels + offsets
-            i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
-            flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
-            change = tl.zeros((TILE,), dtype=tl.float32)
-            for channel in tl.static_range(CHANNELS):
-                u = _component(channel, u1, u2, u3)
-                v = u + step * _component(channel, i1wx, i1wy, gamma)
-                shift = channel * pixels
-                divergence = _divergence_after_dual_step(
-                    flow + shift,
-                    u,
-                    dual + shift,
-                    dual_out + shift,
-                    CHANNELS * pixels,
+            for tile in range(tiles_per_program):
+                _dual_step_of_tile(
+                    tl.program_id(0) * tiles_per_program + tile,
+                    pair,
+                    flow_ptr,
+                    dual_ptr,
+                    dual_out_ptr,
+                    height,
                     width,
-                    inside,
-                    left,
-                    up,
-                    right,
-                    down,
                     tau_theta,
+                    CHANNELS,
+                    TILE,
                 )
-                new = v + tau * divergence
-                tl.store(flow_out + shift, new, mask=inside)
-                change += (new - u) * (new - u)
-            slot = ((iteration + 1) % 2 * n_pairs + pair) * tiles + tl.program_id(0)
-            tl.store(partial_ptr + slot, tl.sum(tl.where(inside, change, 0.0)))
+        else:
+            change = 0.0
+            for tile in range(tiles_per_program):
+                change += _dual_primal_step_of_tile(
+                    tl.program_id(0) * tiles_per_program + tile,
+                    pair,
+                    flow_ptr,
+                    dual_ptr,
+                    data_ptr,
+                    flow_out_ptr,
+                    dual_out_ptr,
+                    height,
+                    width,
+                    tau,
+                    tau_theta,
+                    lambda_theta,
+                    gamma,
+                    CHANNELS,
+                    TILE,
+                )
+            tl.store(partial_ptr + ((iteration + 1) % 2 * n_pairs + pair) * programs + tl.program_id(0), change)
 
 
 @triton.jit(do_not_specialize=["iteration"])
@@ -405,7 +507,9 @@ def dual_step(
     """An outer iteration's last dual step, from dual_ptr into dual_out_ptr."""
     pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
     if tl.load(done_ptr + pair) >= iteration:
-        _dual_step_of_pair(flow_ptr, dual_ptr, dual_out_ptr, pair, height, width, tau_theta, CHANNELS, TILE)
+        _dual_step_of_tile(
+            tl.program_id(0), pair, flow_ptr, dual_ptr, dual_out_ptr, height, width, tau_theta, CHANNELS, TILE
+        )
 
 
 @triton.jit
@@ -555,7 +659,7 @@ def median_kernel(
     its edge) and reduced by sorting networks.
     """
     pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
-    rows, cols, inside = _tile(height, width, TILE)
+    rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
     pixels = height * width
     row = tl.minimum(rows, height - 1)
     col = tl.minimum(cols, width - 1)
@@ -596,24 +700,29 @@ def solve_warp(
     _check_tensors(flow, dual, data)
     batch, channels, height, width = flow.shape
     pixels = height * width
-    tile, warps = _tile_size(height, width)
-    tiles = triton.cdiv(pixels, tile)
+    tiles = triton.cdiv(pixels, TILE)
+    tiles_per_program = 1 if tiles <= MAX_TILES else LARGE_FRAME_TILES
+    programs = triton.cdiv(tiles, tiles_per_program)  # of a primal step, each with a squared change
     flows, duals = (flow, torch.empty_like(flow)), (dual, torch.empty_like(dual))
-    partial = flow.new_zeros(2, batch, tiles)
+    partial = flow.new_zeros(2, batch, programs)
     done_at = torch.full((batch,), NOT_DONE, dtype=torch.int32, device=flow.device)
     active = torch.arange(batch, dtype=torch.int32, device=flow.device)
     median = flow.new_empty(batch, 2, height, width) if params.median_filtering > 1 else None
     lambda_theta, tau_theta = params.lambda_ * params.theta, params.tau / params.theta
-    constants = {"CHANNELS": channels, "TILE": tile, "num_warps": warps}
+    layout = {"CHANNELS": channels, "TILE": TILE}
     iteration = 0
-    for _ in range(params.outer_iterations):
-        grid = _grid(tiles, len(active))
+    for outer in range(params.outer_iterations):
+        if outer:
+            active = torch.nonzero(done_at == NOT_DONE).flatten().to(torch.int32)
+            if not len(active):
+                break
+        primal_grid, dual_grid = _grid(programs, len(active)), _grid(tiles, len(active))
         start, start_stride = flows[iteration % 2], channels * pixels
         if median is not None:
             median_of_active_pairs(start, median, active, params.median_filtering)
             start, start_stride = median, 2 * pixels
         iteration += 1
-        primal_step[grid](
+        primal_step[primal_grid](
             flows[(iteration - 1) % 2],
             start,
             duals[(iteration - 1) % 2],
@@ -625,7 +734,8 @@ def solve_warp(
             batch,
             height,
             width,
-            tiles,
+            programs,
+            tiles_per_program,
             start_stride,
             iteration,
             scaled_epsilon,
@@ -633,10 +743,10 @@ def solve_warp(
             lambda_theta,
             params.gamma,
             CHUNK=PARTIAL_CHUNK,
-            **constants,
+            **layout,
         )
         for _ in range(params.inner_iterations - 1):
-            dual_primal_step[grid](
+            dual_primal_step[primal_grid](
                 flows[iteration % 2],
                 duals[(iteration - 1) % 2],
                 data,
@@ -648,18 +758,20 @@ def solve_warp(
                 batch,
                 height,
                 width,
-                tiles,
+                programs,
+                tiles_per_program,
                 iteration,
                 scaled_epsilon,
                 params.tau,
                 tau_theta,
                 lambda_theta,
                 params.gamma,
+                num_warps=DUAL_PRIMAL_WARPS,
                 CHUNK=PARTIAL_CHUNK,
-                **constants,
+                **layout,
             )
             iteration += 1
-        dual_step[grid](
+        dual_step[dual_grid](
             flows[iteration % 2],
             duals[(iteration - 1) % 2],
             duals[iteration % 2],
@@ -669,11 +781,8 @@ def solve_warp(
             width,
             iteration,
             tau_theta,
-            **constants,
+            **layout,
         )
-        active = torch.nonzero(done_at == NOT_DONE).flatten().to(torch.int32)
-        if not len(active):
-            break
     iterations = done_at.clamp_(max=iteration)
     odd = (iterations % 2 == 1).view(batch, 1, 1, 1)
     torch.where(odd, flows[1], flow, out=flow)
@@ -702,22 +811,14 @@ def warp_data(i0: torch.Tensor, i1_stack: torch.Tensor, flow: torch.Tensor) -> t
     _check_tensors(i0, i1_stack, flow)
     batch, channels, height, width = flow.shape
     data = flow.new_empty(batch, 3, height, width)
-    tile, warps = _tile_size(height, width)
-    linearise[_grid(triton.cdiv(height * width, tile), batch)](
-        i0, i1_stack, flow, data, height, width, CHANNELS=channels, TILE=tile, num_warps=warps
+    linearise[_grid(triton.cdiv(height * width, TILE), batch)](
+        i0, i1_stack, flow, data, height, width, CHANNELS=channels, TILE=TILE
     )
     return data
 
 
-def _tile_size(height: int, width: int) -> tuple[int, int]:
-    """Pixels and warps per program of the linearisation and the primal and dual steps."""
-    if triton.cdiv(height * width, TILE) <= MAX_TILES:
-        return TILE, 4
-    return LARGE_TILE, LARGE_TILE_WARPS
-
-
 def _grid(tiles: int, pairs: int) -> tuple[int, int]:
-    """A launch grid: a frame's tiles along x, so consecutive programs share rows in the L2 cache, and pairs along y."""
+    """A launch grid: a frame's programs along x, so the programs that run together share rows, and pairs along y."""
     if pairs > FUSED_MAX_BATCH:
         raise ValueError(
             f"the fused TV-L1 kernels take at most {FUSED_MAX_BATCH} pairs at once (a CUDA grid's height), not"
