@@ -257,17 +257,25 @@ def _primal_step_of_tile(
     start_ptr,
     start_stride,
     dual_ptr,
+    dual_out_ptr,
     data_ptr,
     flow_out_ptr,
     height,
     width,
     tau,
+    tau_theta,
     lambda_theta,
     gamma,
     CHANNELS: tl.constexpr,
     TILE: tl.constexpr,
+    DUAL_FIRST: tl.constexpr,
 ):
-    """The primal step at tile `index` of the pair, into flow_out_ptr; returns the tile's squared change."""
+    """The primal step at tile `index` of the pair, into flow_out_ptr; returns the tile's squared change.
+
+    The flow's first two channels come from start_ptr, the third from flow_ptr. With DUAL_FIRST
+    the dual step comes first, from dual_ptr into dual_out_ptr with tau_theta, and the divergence
+    takes its q; without, the divergence takes dual_ptr's q, and dual_out_ptr and tau_theta are unused.
+    """
     rows, cols, inside = _tile(index, height, width, TILE)
     pixels = height * width
     offsets = rows * width + cols
@@ -281,53 +289,9 @@ def _primal_step_of_tile(
     i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
     left = inside & (cols > 0)
     up = inside & (rows > 0)
-    dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
-    flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
-    change = tl.zeros((TILE,), dtype=tl.float32)
-    for channel in tl.static_range(CHANNELS):
-        u = _component(channel, u1, u2, u3)
-        v = u + step * _component(channel, i1wx, i1wy, gamma)
-        shift = channel * pixels
-        new = v + tau * _divergence(dual + shift, CHANNELS * pixels, width, inside, left, up)
-        tl.store(flow_out + shift, new, mask=inside)
-        change += (new - u) * (new - u)
-    return tl.sum(tl.where(inside, change, 0.0))
-
-
-@triton.jit
-def _dual_primal_step_of_tile(
-    index,
-    pair,
-    flow_ptr,
-    dual_ptr,
-    data_ptr,
-    flow_out_ptr,
-    dual_out_ptr,
-    height,
-    width,
-    tau,
-    tau_theta,
-    lambda_theta,
-    gamma,
-    CHANNELS: tl.constexpr,
-    TILE: tl.constexpr,
-):
-    """The dual step and then the primal step at tile `index` of the pair; returns the tile's squared change."""
-    rows, cols, inside = _tile(index, height, width, TILE)
-    pixels = height * width
-    offsets = rows * width + cols
-    left = inside & (cols > 0)
-    up = inside & (rows > 0)
     right = inside & (cols < width - 1)
     down = inside & (rows < height - 1)
     flow = flow_ptr + pair * CHANNELS * pixels + offsets
-    u1 = tl.load(flow, mask=inside, other=0.0)
-    u2 = tl.load(flow + pixels, mask=inside, other=0.0)
-    u3 = 0.0
-    if CHANNELS == 3:
-        u3 = tl.load(flow + 2 * pixels, mask=inside, other=0.0)
-    data = data_ptr + pair * 3 * pixels + offsets
-    i1wx, i1wy, step = _threshold_step(data, pixels, inside, u1, u2, u3, lambda_theta, gamma, CHANNELS)
     dual = dual_ptr + pair * 2 * CHANNELS * pixels + offsets
     dual_out = dual_out_ptr + pair * 2 * CHANNELS * pixels + offsets
     flow_out = flow_out_ptr + pair * CHANNELS * pixels + offsets
@@ -336,20 +300,23 @@ def _dual_primal_step_of_tile(
         u = _component(channel, u1, u2, u3)
         v = u + step * _component(channel, i1wx, i1wy, gamma)
         shift = channel * pixels
-        divergence = _divergence_after_dual_step(
-            flow + shift,
-            u,
-            dual + shift,
-            dual_out + shift,
-            CHANNELS * pixels,
-            width,
-            inside,
-            left,
-            up,
-            right,
-            down,
-            tau_theta,
-        )
+        if DUAL_FIRST:
+            divergence = _divergence_after_dual_step(
+                flow + shift,
+                u,
+                dual + shift,
+                dual_out + shift,
+                CHANNELS * pixels,
+                width,
+                inside,
+                left,
+                up,
+                right,
+                down,
+                tau_theta,
+            )
+        else:
+            divergence = _divergence(dual + shift, CHANNELS * pixels, width, inside, left, up)
         new = v + tau * divergence
         tl.store(flow_out + shift, new, mask=inside)
         change += (new - u) * (new - u)
@@ -403,15 +370,18 @@ def primal_step(
                     start_ptr,
                     start_stride,
                     dual_ptr,
+                    dual_ptr,
                     data_ptr,
                     flow_out_ptr,
                     height,
                     width,
                     tau,
+                    0.0,
                     lambda_theta,
                     gamma,
                     CHANNELS,
                     TILE,
+                    DUAL_FIRST=False,
                 )
             tl.store(partial_ptr + (iteration % 2 * n_pairs + pair) * programs + tl.program_id(0), change)
 
@@ -470,14 +440,16 @@ def dual_primal_step(
         else:
             change = 0.0
             for tile in range(tiles_per_program):
-                change += _dual_primal_step_of_tile(
+                change += _primal_step_of_tile(
                     tl.program_id(0) * tiles_per_program + tile,
                     pair,
                     flow_ptr,
+                    flow_ptr,
+                    CHANNELS * height * width,
                     dual_ptr,
+                    dual_out_ptr,
                     data_ptr,
                     flow_out_ptr,
-                    dual_out_ptr,
                     height,
                     width,
                     tau,
@@ -486,6 +458,7 @@ def dual_primal_step(
                     gamma,
                     CHANNELS,
                     TILE,
+                    DUAL_FIRST=True,
                 )
             tl.store(partial_ptr + ((iteration + 1) % 2 * n_pairs + pair) * programs + tl.program_id(0), change)
 
