@@ -41,8 +41,8 @@ TILE = 512  # pixels a program handles at once in the linearisation and the prim
 # LARGE_FRAME_TILES tiles each, one after another: the sums stay few and the registers one tile's.
 MAX_TILES = 256
 LARGE_FRAME_TILES = 8
-# The dual and primal step in one holds its neighbours' dual step too: 102 registers a thread at 4
-# warps per tile of 512 (on sm_90: 5 blocks, 20 warps an SM), 60 at 8 warps (4 blocks, 32 warps).
+# The dual and primal step in one holds its neighbours' dual step too: 103-105 registers a thread
+# at 4 warps per tile of 512 (on sm_90: 4 blocks, 16 warps an SM), 55-64 at 8 (4 blocks, 32 warps).
 DUAL_PRIMAL_WARPS = 8
 MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
 PARTIAL_CHUNK = 128  # per-program squared changes summed at a time by the stopping test
