@@ -3,7 +3,8 @@
 Written as whole-tensor PyTorch, one inner iteration is some twenty passes over the batch and
 moves about 440 bytes per pixel of a pair. Here the dual step of one inner iteration and the
 primal step of the next (TH step, divergence, change) are one kernel, which reads the solver
-state once and writes it once, to a second buffer: about 60 bytes per pixel. The divergence at a
+state once and writes it once, to a second buffer: 44 bytes per pixel with the dual variable in
+float16 (tvl1.FUSED_DUAL_DTYPE; every sum and product is float32). The divergence at a
 pixel needs its left and upper neighbours' new dual variable, which other programs write, so the
 kernel computes those again from the old one. An outer iteration's first primal step (which reads
 the median-filtered flow) and last dual step are kernels of their own.
@@ -15,8 +16,8 @@ from then on. No iteration waits for the host. The warp (a bicubic remap of I1 a
 and rho's constant part) and the median filter are one kernel each, where PyTorch takes tens of
 passes.
 
-Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W),
-its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). A program takes
+Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W)
+in float16 or float32, its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). A program takes
 consecutive pixels of one pair, TILE of them at a time. Grids are (programs along the frame,
 active pairs), the active pairs listed by index into the batch, so the programs that run together
 share rows in the L2 cache.
@@ -53,14 +54,14 @@ CUBIC_A = tl.constexpr(-0.75)  # the bicubic kernel of OpenCV's remap and PyTorc
 
 @triton.jit
 def _tile(index, height, width, TILE: tl.constexpr):
-    """Tile `index` of a frame, TILE consecutive pixels: their rows, columns, and which are in the frame.
+    """Tile `index` of a frame, TILE consecutive pixels: their offsets, rows, columns, and which are in the frame.
 
     Consecutive pixels stream through memory best: measured on an H200, the primal and dual steps
     move 3.9 TB/s in tiles of 512 pixels, 2.2-2.8 TB/s in square-ish tiles of 32x32 to 4x128.
     """
     offsets = index * TILE + tl.arange(0, TILE)
     rows = offsets // width
-    return rows, offsets - rows * width, offsets < height * width
+    return offsets, rows, offsets - rows * width, offsets < height * width
 
 
 @triton.jit
@@ -98,9 +99,8 @@ def linearise(
     Positions are pixel coordinates in float32, so a whole-pixel flow samples exactly.
     """
     pair = tl.program_id(1).to(tl.int64)
-    rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
+    offsets, rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
     pixels = height * width
-    offsets = rows * width + cols
     flow = flow_ptr + pair * CHANNELS * pixels + offsets
     u1 = tl.load(flow, mask=inside, other=0.0)
     u2 = tl.load(flow + pixels, mask=inside, other=0.0)
@@ -186,12 +186,24 @@ def _forward_differences(u, here, width, right, down):
 
 
 @triton.jit
+def _load_dual(q, mask):
+    """q where mask (0 elsewhere), from the dual buffer's storage type into float32."""
+    return tl.load(q, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _as_stored(value, q):
+    """value rounded as the dual buffer at q stores it, so every program computes with the stored q."""
+    return value.to(q.dtype.element_ty).to(tl.float32)
+
+
+@triton.jit
 def _dual_step_of_channel(u, here, q, q_out, qy_offset, width, inside, right, down, tau_theta):
     """One channel's dual step at the tile (where u is `here`), from q into q_out; returns the new (qx, qy)."""
     dx, dy = _forward_differences(u, here, width, right, down)
     norm = _dual_norm(dx, dy, tau_theta)
-    qx = (tl.load(q, mask=inside, other=0.0) + dx) / norm
-    qy = (tl.load(q + qy_offset, mask=inside, other=0.0) + dy) / norm
+    qx = _as_stored((_load_dual(q, inside) + dx) / norm, q_out)
+    qy = _as_stored((_load_dual(q + qy_offset, inside) + dy) / norm, q_out)
     tl.store(q_out, qx, mask=inside)
     tl.store(q_out + qy_offset, qy, mask=inside)
     return qx, qy
@@ -202,9 +214,8 @@ def _dual_step_of_tile(
     index, pair, flow_ptr, dual_ptr, dual_out_ptr, height, width, tau_theta, CHANNELS: tl.constexpr, TILE: tl.constexpr
 ):
     """The dual step of every channel at tile `index` of the pair, from dual_ptr into dual_out_ptr."""
-    rows, cols, inside = _tile(index, height, width, TILE)
+    offsets, rows, cols, inside = _tile(index, height, width, TILE)
     pixels = height * width
-    offsets = rows * width + cols
     right = inside & (cols < width - 1)
     down = inside & (rows < height - 1)
     flow = flow_ptr + pair * CHANNELS * pixels + offsets
@@ -222,8 +233,8 @@ def _dual_step_of_tile(
 def _divergence(qx, qy_offset, width, inside, left, up):
     """Backward-difference divergence of one channel's q at the tile; q is 0 left of and above the frame."""
     qy = qx + qy_offset
-    div = tl.load(qx, mask=inside, other=0.0) - tl.load(qx - 1, mask=left, other=0.0)
-    return div + tl.load(qy, mask=inside, other=0.0) - tl.load(qy - width, mask=up, other=0.0)
+    div = _load_dual(qx, inside) - _load_dual(qx - 1, left)
+    return div + _load_dual(qy, inside) - _load_dual(qy - width, up)
 
 
 @triton.jit
@@ -239,13 +250,13 @@ def _divergence_after_dual_step(u, here, q, q_out, qy_offset, width, inside, lef
     left_down = left & down
     left_dx = here - left_u
     left_dy = tl.where(left_down, tl.load(u - 1 + width, mask=left_down, other=0.0) - left_u, 0.0)
-    left_qx = (tl.load(q - 1, mask=left, other=0.0) + left_dx) / _dual_norm(left_dx, left_dy, tau_theta)
+    left_qx = _as_stored((_load_dual(q - 1, left) + left_dx) / _dual_norm(left_dx, left_dy, tau_theta), q_out)
     # the upper neighbour's y part: its lower neighbour is this pixel, and it has a right one where this one does
     up_u = tl.load(u - width, mask=up, other=0.0)
     up_right = up & right
     up_dx = tl.where(up_right, tl.load(u - width + 1, mask=up_right, other=0.0) - up_u, 0.0)
     up_dy = here - up_u
-    up_qy = (tl.load(q + qy_offset - width, mask=up, other=0.0) + up_dy) / _dual_norm(up_dx, up_dy, tau_theta)
+    up_qy = _as_stored((_load_dual(q + qy_offset - width, up) + up_dy) / _dual_norm(up_dx, up_dy, tau_theta), q_out)
     return qx - tl.where(left, left_qx, 0.0) + qy - tl.where(up, up_qy, 0.0)
 
 
@@ -276,9 +287,8 @@ def _primal_step_of_tile(
     the dual step comes first, from dual_ptr into dual_out_ptr with tau_theta, and the divergence
     takes its q; without, the divergence takes dual_ptr's q, and dual_out_ptr and tau_theta are unused.
     """
-    rows, cols, inside = _tile(index, height, width, TILE)
+    offsets, rows, cols, inside = _tile(index, height, width, TILE)
     pixels = height * width
-    offsets = rows * width + cols
     start = start_ptr + pair * start_stride + offsets
     u1 = tl.load(start, mask=inside, other=0.0)
     u2 = tl.load(start + pixels, mask=inside, other=0.0)
@@ -414,7 +424,7 @@ def dual_primal_step(
     """The dual step of `iteration` and the primal step of the next, in one pass over the state.
 
     u and q are read from flow_ptr and dual_ptr and the new ones written to flow_out_ptr and
-    dual_out_ptr: about 60 bytes per pixel, where the two steps as kernels of their own move 84.
+    dual_out_ptr: 44 bytes per pixel, where the two steps as kernels of their own move 60.
     A pair that `iteration` changed by at most epsilon takes the dual step only, and is marked
     done at `iteration`. Each program takes tiles_per_program consecutive tiles of the frame.
     """
@@ -632,7 +642,7 @@ def median_kernel(
     its edge) and reduced by sorting networks.
     """
     pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
-    rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
+    offsets, rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
     pixels = height * width
     row = tl.minimum(rows, height - 1)
     col = tl.minimum(cols, width - 1)
@@ -653,7 +663,7 @@ def median_kernel(
             median = _median9(
                 source, _clamp(row - 1, height) * width, row * width, _clamp(row + 1, height) * width, col, width
             )
-        tl.store(out_ptr + (pair * 2 + channel) * pixels + rows * width + cols, median, mask=inside)
+        tl.store(out_ptr + (pair * 2 + channel) * pixels + offsets, median, mask=inside)
 
 
 def solve_warp(
@@ -661,16 +671,18 @@ def solve_warp(
 ) -> torch.Tensor:
     """Every outer and inner iteration of one warp, on flow (B, C, H, W) and dual (B, 2, C, H, W) in place.
 
-    data is (B, 3, H, W): I1wx, I1wy and rho_c. Within an outer iteration, the dual step of one
-    inner iteration and the primal step of the next are one kernel, which reads the state from one
-    buffer and writes it to another: u of iteration k lives in flows[k % 2], q of iteration k in
-    duals[k % 2], and at the end each pair's last iteration says where its state is. The host
-    waits for the GPU once per outer iteration, to drop the pairs that have converged from the
-    grids; within one, a pair that converges is skipped by the kernels themselves.
+    The dual is float16 or float32, the rest float32. data is (B, 3, H, W): I1wx, I1wy and rho_c. Within an
+    outer iteration, the dual step of one inner iteration and the primal step of the next are one
+    kernel, which reads the state from one buffer and writes it to another: u of iteration k lives
+    in flows[k % 2], q of iteration k in duals[k % 2], and at the end each pair's last iteration
+    says where its state is. The host waits for the GPU once per outer iteration, to drop the pairs
+    that have converged from the grids; within one, a pair that converges is skipped by the kernels
+    themselves.
 
     Returns the inner iterations each pair ran, (B,) int32.
     """
-    _check_tensors(flow, dual, data)
+    _check_tensors(flow, data)
+    _check_tensors(dual, dtypes=(torch.float16, torch.float32))
     batch, channels, height, width = flow.shape
     pixels = height * width
     tiles = triton.cdiv(pixels, TILE)
@@ -800,12 +812,13 @@ def _grid(tiles: int, pairs: int) -> tuple[int, int]:
     return tiles, pairs
 
 
-def _check_tensors(*tensors: torch.Tensor) -> None:
-    """The kernels index raw memory: contiguous float32 tensors on a GPU, or on the CPU under the interpreter."""
+def _check_tensors(*tensors: torch.Tensor, dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> None:
+    """The kernels index raw memory: contiguous tensors of dtypes on a GPU, or on the CPU under the interpreter."""
     for tensor in tensors:
-        if not tensor.is_contiguous() or tensor.dtype != torch.float32:
+        if not tensor.is_contiguous() or tensor.dtype not in dtypes:
+            names = " or ".join(str(dtype).removeprefix("torch.") for dtype in dtypes)
             raise ValueError(
-                f"the fused TV-L1 kernels take contiguous float32 tensors, not {tensor.dtype} {tensor.stride()}"
+                f"the fused TV-L1 kernels take contiguous {names} tensors here, not {tensor.dtype} {tensor.stride()}"
             )
         if not tensor.is_cuda and not isinstance(primal_step, InterpretedFunction):
             raise ValueError(

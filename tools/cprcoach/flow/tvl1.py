@@ -7,10 +7,11 @@ backends agree to about 0.01 px. What differs is the shape of the work: every st
 pairs of a batch at once, so one GPU call solves hundreds of pairs, and the same code runs on the
 CPU. On a GPU the warp and the inner iterations run as fused Triton kernels (cprcoach.flow.kernels),
 4-5x faster than as PyTorch operations; the pyramid and the flow between levels stay here.
-Deliberate differences: the warp samples exactly, where OpenCV's remap rounds positions to 1/32 px,
-and with the PyTorch operations on a GPU the stopping test runs every GPU_CHECK_INTERVAL
-iterations, so a pair may take up to that many iterations more than OpenCV's (the kernels test
-every iteration, as OpenCV does).
+Deliberate differences: the warp samples exactly, where OpenCV's remap rounds positions to 1/32 px;
+the kernels store the dual variable in float16 (FUSED_DUAL_DTYPE), a quarter less traffic; and
+with the PyTorch operations on a GPU the stopping test runs every GPU_CHECK_INTERVAL iterations,
+so a pair may take up to that many iterations more than OpenCV's (the kernels test every
+iteration, as OpenCV does).
 """
 
 from __future__ import annotations
@@ -37,14 +38,25 @@ GPU_CHECK_INTERVAL = 2
 # Pairs per call on the CPU, as pixels: two 340x256 pairs measured fastest per pair on 2 cores
 # (batch 1: 3.2-3.7, 2: 4.1-4.5, 3: 3.5-3.8, 4: 3.6, 6: 3.4, 12: 3.0 pairs/s); more spill the caches.
 CPU_BATCH_PIXELS = 2 * 340 * 256
+# The fused kernels store the dual variable in half precision; all arithmetic stays float32. It
+# lies in a disc of radius theta / tau (1.2), where float16 keeps 11 significant bits (steps of
+# 1e-3 at most, 2.4e-4 px in the flow), and it is half of what the kernels' inner iteration
+# moves: 44 bytes per pixel instead of 60. Measured with the PyTorch solver against a float32 dual
+# (12 pairs at 340x256): end-point error 0.1168 px against 0.1165 (OpenCV 0.1165); 0.007 px from
+# OpenCV's flow on average against 0.004; the two duals' flows 0.007 px apart, as far as the float32
+# one is from OpenCV's (99th percentile 0.05 px, against 0.04); and 0.7% more iterations before the
+# stopping test holds. The PyTorch operations keep float32: on a CPU, float16's conversions cost
+# 16% of the time (4.2 against 5.0 pairs/s on 2 cores) and its bytes save nothing.
+FUSED_DUAL_DTYPE = torch.float16
 # Peak live bytes per pixel of a pair (solver state plus the median filter's scratch): 230 measured
-# on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak);
-# the rest is margin for the CUDA allocator's block sizes.
+# on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak),
+# both with a float32 dual variable (16 bytes more); the rest is margin for the CUDA allocator.
 BYTES_PER_PIXEL = 288
 # The same with the fused kernels, which keep no scratch beyond the median-filtered flow and a
 # second buffer of the flow and the dual variable: 80 measured on an H200 with 2048 pairs in a
-# batch and 88 with 490, before the second buffer added 24 (unmeasured).
-FUSED_BYTES_PER_PIXEL = 136
+# batch and 88 with 490 (one float32 dual variable, no second buffers); the second flow buffer
+# adds 8 and a float16 dual's two buffers take what one float32 took (estimated, unmeasured).
+FUSED_BYTES_PER_PIXEL = 120
 FUSED_MAX_BATCH = 65535  # pairs per launch of the fused kernels: a CUDA grid's height
 CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
 
@@ -185,9 +197,9 @@ def _remap(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 class _Pairs:
     """The pairs of one warp that are still iterating, with their state and scratch buffers.
 
-    The dual variable is kept as q = p / (tau / theta) in one buffer (x and y parts, each with a
-    zero first row and column), so its backward-difference divergence is four strided passes
-    without padding, and the dual step needs no multiplication by tau / theta.
+    The dual variable is kept as q = p / (tau / theta) in one buffer (x and y parts,
+    each with a zero first row and column), so its backward-difference divergence is four strided
+    passes without padding, and the dual step needs no multiplication by tau / theta.
     """
 
     def __init__(self, index: torch.Tensor, flow: torch.Tensor, dual: torch.Tensor, data: tuple[torch.Tensor, ...]):
@@ -228,15 +240,26 @@ class _Pairs:
         torch.sub(new[..., 1:, :], new[..., :-1, :], out=du[:, 1, :, :-1, :])
         torch.mul(du[:, 0], du[:, 0], out=norm).addcmul_(du[:, 1], du[:, 1]).sqrt_()
         torch.add(self.one, norm, alpha=params.tau / params.theta, out=norm)
+        # in float32 in du, then rounded once into q's dtype, as the kernels round it
         q = self.dual[..., 1:, 1:]
-        q.add_(du).div_(norm.unsqueeze(1))
+        torch.div(du.add_(q), norm.unsqueeze(1), out=q)
+        du[:, 0, ..., -1].zero_()  # du's last column and row are 0 again for the next iteration
+        du[:, 1, ..., -1, :].zero_()
         return error
 
 
 class _Scale:
     """One pyramid level: warps of the linearised problem, each iterated until it converges."""
 
-    def __init__(self, i0: torch.Tensor, i1: torch.Tensor, flow: torch.Tensor, params: TVL1Params, fused: bool):
+    def __init__(
+        self,
+        i0: torch.Tensor,
+        i1: torch.Tensor,
+        flow: torch.Tensor,
+        params: TVL1Params,
+        fused: bool,
+        dual_dtype: torch.dtype,
+    ):
         self.params, self.fused = params, fused
         self.i0 = i0.contiguous() if fused else i0
         i1x, i1y = _centred_gradient(i1)
@@ -245,7 +268,7 @@ class _Scale:
         batch, channels, height, width = flow.shape
         # the fused kernels mask the border; the eager steps read a zero first row and column
         padding = 0 if fused else 1
-        self.dual = flow.new_zeros(batch, 2, channels, height + padding, width + padding)
+        self.dual = flow.new_zeros(batch, 2, channels, height + padding, width + padding, dtype=dual_dtype)
         self.scaled_epsilon = params.epsilon**2 * height * width
 
     def solve(self) -> torch.Tensor:
@@ -316,17 +339,24 @@ class _Scale:
 
 @torch.inference_mode()
 def tvl1_torch(
-    frames0: torch.Tensor, frames1: torch.Tensor, params: TVL1Params, fused: bool | None = None
+    frames0: torch.Tensor,
+    frames1: torch.Tensor,
+    params: TVL1Params,
+    fused: bool | None = None,
+    dual_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Flow (B, 2, H, W) from frames0 to frames1, grey (B, H, W) in [0, 255]: frame0(p) ~ frame1(p + flow(p)).
 
     fused runs the inner iterations as Triton kernels (cprcoach.flow.kernels), by default on a GPU
-    only; elsewhere they are PyTorch operations.
+    only; elsewhere they are PyTorch operations. dual_dtype stores the dual variable: by default
+    FUSED_DUAL_DTYPE with the kernels and float32 without; either solver takes either.
     """
     if frames0.shape != frames1.shape or frames0.dim() != 3:
         raise ValueError(f"expected two (B, H, W) stacks of the same shape, got {frames0.shape} and {frames1.shape}")
     if fused is None:
         fused = frames0.is_cuda
+    if dual_dtype is None:
+        dual_dtype = FUSED_DUAL_DTYPE if fused else torch.float32
     images = torch.stack([frames0, frames1], dim=1).float()
     levels = _pyramid(images, params)
     channels = 3 if params.gamma != 0 else 2
@@ -334,7 +364,7 @@ def tvl1_torch(
     flow = coarsest.new_zeros(coarsest.shape[0], channels, *coarsest.shape[-2:])
     for index in range(len(levels) - 1, -1, -1):
         level = levels[index]
-        flow = _Scale(level[:, 0:1], level[:, 1:2], flow, params, fused).solve()
+        flow = _Scale(level[:, 0:1], level[:, 1:2], flow, params, fused, dual_dtype).solve()
         if index > 0:
             flow = F.interpolate(flow, size=levels[index - 1].shape[-2:], mode="bilinear", align_corners=False)
             flow[:, :2] *= 1.0 / params.scale_step
