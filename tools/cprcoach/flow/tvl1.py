@@ -46,7 +46,7 @@ CPU_BATCH_PIXELS = 2 * 340 * 256
 # OpenCV's flow on average against 0.004; the two duals' flows 0.007 px apart, as far as the float32
 # one is from OpenCV's (99th percentile 0.05 px, against 0.04); and 0.7% more iterations before the
 # stopping test holds. The PyTorch operations keep float32: on a CPU, float16's conversions cost
-# 16% of the time (4.2 against 5.0 pairs/s on 2 cores) and its bytes save nothing.
+# 15% of the pairs per second (4.2 against 4.9 on 2 cores) and its bytes save nothing.
 FUSED_DUAL_DTYPE = torch.float16
 # Peak live bytes per pixel of a pair (solver state plus the median filter's scratch): 230 measured
 # on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak),
@@ -240,11 +240,10 @@ class _Pairs:
         torch.sub(new[..., 1:, :], new[..., :-1, :], out=du[:, 1, :, :-1, :])
         torch.mul(du[:, 0], du[:, 0], out=norm).addcmul_(du[:, 1], du[:, 1]).sqrt_()
         torch.add(self.one, norm, alpha=params.tau / params.theta, out=norm)
-        # in float32 in du, then rounded once into q's dtype, as the kernels round it
+        # in float32 in du, then rounded once into q's dtype, as the kernels round it; du's last
+        # column (row) stays 0, as q's x (y) part does there, where its forward difference is 0
         q = self.dual[..., 1:, 1:]
         torch.div(du.add_(q), norm.unsqueeze(1), out=q)
-        du[:, 0, ..., -1].zero_()  # du's last column and row are 0 again for the next iteration
-        du[:, 1, ..., -1, :].zero_()
         return error
 
 
