@@ -16,11 +16,11 @@ from then on. No iteration waits for the host. The warp (a bicubic remap of I1 a
 and rho's constant part) and the median filter are one kernel each, where PyTorch takes tens of
 passes.
 
-Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W)
-in float16 or float32, its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). A program takes
-consecutive pixels of one pair, TILE of them at a time. Grids are (programs along the frame,
-active pairs), the active pairs listed by index into the batch, so the programs that run together
-share rows in the L2 cache.
+Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W) in
+float16 or float32, its x parts first; the linearised data (I1wx, I1wy, rho_c) as (3, H, W). A
+program takes consecutive pixels of one pair, TILE of them at a time. Grids are (programs along the
+frame, active pairs), the active pairs listed by index into the batch, so the programs that run
+together share rows in the L2 cache.
 
 With TRITON_INTERPRET=1 set before this module is imported, the kernels run on the CPU, which is
 how the tests check them against the PyTorch solver on a machine without a GPU.
@@ -671,13 +671,13 @@ def solve_warp(
 ) -> torch.Tensor:
     """Every outer and inner iteration of one warp, on flow (B, C, H, W) and dual (B, 2, C, H, W) in place.
 
-    The dual is float16 or float32, the rest float32. data is (B, 3, H, W): I1wx, I1wy and rho_c. Within an
-    outer iteration, the dual step of one inner iteration and the primal step of the next are one
-    kernel, which reads the state from one buffer and writes it to another: u of iteration k lives
-    in flows[k % 2], q of iteration k in duals[k % 2], and at the end each pair's last iteration
-    says where its state is. The host waits for the GPU once per outer iteration, to drop the pairs
-    that have converged from the grids; within one, a pair that converges is skipped by the kernels
-    themselves.
+    The dual is float16 or float32, the rest float32. data is (B, 3, H, W): I1wx, I1wy and rho_c.
+    Within an outer iteration, the dual step of one inner iteration and the primal step of the next
+    are one kernel, which reads the state from one buffer and writes it to another: u of iteration k
+    lives in flows[k % 2], q of iteration k in duals[k % 2], and at the end each pair's last
+    iteration says where its state is. The host waits for the GPU once per outer iteration, to drop
+    the pairs that have converged from the grids; within one, a pair that converges is skipped by
+    the kernels themselves.
 
     Returns the inner iterations each pair ran, (B,) int32.
     """

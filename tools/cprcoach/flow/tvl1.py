@@ -38,19 +38,19 @@ GPU_CHECK_INTERVAL = 2
 # Pairs per call on the CPU, as pixels: two 340x256 pairs measured fastest per pair on 2 cores
 # (batch 1: 3.2-3.7, 2: 4.1-4.5, 3: 3.5-3.8, 4: 3.6, 6: 3.4, 12: 3.0 pairs/s); more spill the caches.
 CPU_BATCH_PIXELS = 2 * 340 * 256
-# The fused kernels store the dual variable in half precision; all arithmetic stays float32. It
-# lies in a disc of radius theta / tau (1.2), where float16 keeps 11 significant bits (steps of
-# 1e-3 at most, 2.4e-4 px in the flow), and it is half of what the kernels' inner iteration
-# moves: 44 bytes per pixel instead of 60. Measured with the PyTorch solver against a float32 dual
-# (12 pairs at 340x256): end-point error 0.1168 px against 0.1165 (OpenCV 0.1165); 0.007 px from
-# OpenCV's flow on average against 0.004; the two duals' flows 0.007 px apart, as far as the float32
-# one is from OpenCV's (99th percentile 0.05 px, against 0.04); and 0.7% more iterations before the
-# stopping test holds. The PyTorch operations keep float32: on a CPU, float16's conversions cost
-# 15% of the pairs per second (4.2 against 4.9 on 2 cores) and its bytes save nothing.
+# The fused kernels store the dual variable in half precision; all arithmetic stays float32. It lies
+# in a disc of radius theta / tau (1.2 by default), where float16 keeps 11 significant bits (steps
+# of 1e-3 at most, 2.4e-4 px in the flow), and so stored it takes the kernels' inner iteration from
+# 60 bytes per pixel to 44. Measured with the PyTorch solver against a float32 dual (12 pairs at
+# 340x256): end-point error 0.1168 px against 0.1165 (OpenCV 0.1165); 0.007 px from OpenCV's flow on
+# average against 0.004; the two duals' flows 0.007 px apart, about as far as the float32 one is from
+# OpenCV's (99th percentile 0.05 px, against 0.04); and 0.7% more iterations before the stopping
+# test holds. The PyTorch operations keep float32: on a CPU, float16's conversions cost 15% of the
+# pairs per second (4.2 against 4.9 on 2 cores) and its bytes save nothing.
 FUSED_DUAL_DTYPE = torch.float16
 # Peak live bytes per pixel of a pair (solver state plus the median filter's scratch): 230 measured
-# on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak),
-# both with a float32 dual variable (16 bytes more); the rest is margin for the CUDA allocator.
+# on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak);
+# the rest is margin for the CUDA allocator's block sizes.
 BYTES_PER_PIXEL = 288
 # The same with the fused kernels, which keep no scratch beyond the median-filtered flow and a
 # second buffer of the flow and the dual variable: 80 measured on an H200 with 2048 pairs in a
