@@ -53,10 +53,9 @@ FUSED_DUAL_DTYPE = torch.float16
 # the rest is margin for the CUDA allocator's block sizes.
 BYTES_PER_PIXEL = 288
 # The same with the fused kernels, which keep no scratch beyond the median-filtered flow and a
-# second buffer of the flow and the dual variable: 80 measured on an H200 with 2048 pairs in a
-# batch and 88 with 490 (one float32 dual variable, no second buffers); the second flow buffer
-# adds 8 and a float16 dual's two buffers take what one float32 took (estimated, unmeasured).
-FUSED_BYTES_PER_PIXEL = 120
+# second buffer of the flow and the (float16) dual variable: 92 measured on an H100 with 2048 pairs
+# in a batch and 100 with 490; the rest is margin, as above.
+FUSED_BYTES_PER_PIXEL = 112
 FUSED_MAX_BATCH = 65535  # pairs per launch of the fused kernels: a CUDA grid's height
 CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
 
