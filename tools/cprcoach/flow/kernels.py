@@ -44,7 +44,8 @@ MAX_TILES = 256
 LARGE_FRAME_TILES = 8
 # The dual and primal step in one holds its neighbours' dual step too: 103-105 registers a thread
 # at 4 warps per tile of 512 (on sm_90: 4 blocks, 16 warps an SM), 55-64 at 8 (4 blocks, 32 warps).
-# Measured on an H100 (2048 pairs at 340x256, the stage): 1377 pairs/s at 8 warps, 1280 at 4, 1232 at 16.
+# Measured on an H100 in one run (2048 pairs at 340x256, uint8 out): 1377 pairs/s at 8 warps, 1280 at
+# 4, 1232 at 16.
 DUAL_PRIMAL_WARPS = 8
 MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
 PARTIAL_CHUNK = 128  # per-program squared changes summed at a time by the stopping test
