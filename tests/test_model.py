@@ -141,7 +141,7 @@ def write_toy_dataset(root, participants=("P01", "P02", "P03"), views=("V1", "V2
 
     P03 is held out; composites apply the shifts of each of their errors.
     """
-    labels = ["E00", "E01", "E02", "E03", "E05", "E01+E05", "E02+E05", "E03+E05"]
+    labels = ["E00", "E01", "E03", "E04", "E05", "E01+E04", "E03+E04", "E03+E05"]
     rows = []
     for participant, view, label in itertools.product(participants, views, labels):
         keypoints = skeleton(phase=len(rows) * 0.7)
@@ -166,6 +166,7 @@ def write_toy_dataset(root, participants=("P01", "P02", "P03"), views=("V1", "V2
                 "multi_hot": TABLE.multi_hot_string(label),
                 "split": "test" if composite or participant == "P03" else "train",
                 "path": str(root / "raw" / participant / view / f"{label}_01.mp4"),
+                "file_label": label,
             }
         )
     sheet = pd.DataFrame(rows, columns=COLUMNS)
@@ -247,7 +248,8 @@ def test_heads_are_symmetric_in_their_samples():
         torch.testing.assert_close(head(tokens), head(tokens.flip(1)), atol=1e-5, rtol=1e-5)
     fc = FCHead(32, C).eval()
     torch.testing.assert_close(fc(tokens[:, :, 0]), fc(tokens[:, :, 0].flip(1)))
-    assert fc.mlp[0].out_features == 8 and fc.mlp[2].p == 0.5  # d -> d/4, dropout 0.5 as in the release
+    assert fc.fc1.out_features == 8 and fc.dropout.p == 0.5  # d -> d/4, dropout 0.5 as in the release
+    assert list(fc.state_dict()) == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]  # the release's keys
     with pytest.raises(CprCoachError, match="multiple of 4"):
         make_head("ca", 30, C)
     table = sinusoidal_positions(10, 32)
@@ -388,14 +390,14 @@ def test_commands_end_to_end(tmp_path, capsys):
         composite = metrics["composite"]
         assert composite["videos"]["n_videos"] == 18 and composite["fused"]["n_videos"] == 9
         assert set(composite["views"]) == {"V1", "V2"}
-        present = ("E01", "E02", "E03", "E05")
+        present = ("E01", "E03", "E04", "E05")
         assert composite["videos"]["skipped_classes"] == [c for c in TABLE.single_codes if c not in present]
         assert 0 <= composite["fused"]["mAP"] <= 1 and 0 <= composite["fused"]["mmit_mAP"] <= 1
         assert metrics["single_top1"]["videos"]["n_videos"] == 10
         assert load_head(out / head / "head.pt")[1]["kind"] == head
 
     capsys.readouterr()
-    pose = tmp_path / "pose" / "P03" / "V1" / "E01+E05_01.npz"
+    pose = tmp_path / "pose" / "P03" / "V1" / "E01+E04_01.npz"
     backbone = ["--backbone", str(out / "backbone.pt")]
     head = ["--head", str(out / "fc" / "head.pt")]
     main(["assess", str(pose), "--prepared", *backbone, *head, "--json", "--threshold", "0"])

@@ -45,7 +45,7 @@ SHARDS = [sys.executable, "-m", "cprcoach.shards"]
 def processed(tmp_path_factory) -> dict:
     """1 participant x 2 views x (E00, E05+E08), 1 s each, through resize, flow and pose."""
     root = tmp_path_factory.mktemp("processed")
-    config = tiny_config(root, seed=3, singles=["E00"], composites=["E05+E08"])
+    config = tiny_config(root, seed=3, singles=["E00"], composites=["E04+E07"])
     generate_dataset(config)
     sheet = samples_from_config(config)
     write_sheet(sheet, root / "samples.tsv")
@@ -94,21 +94,21 @@ def test_layout_and_attributes(processed, built):
     with open_shard(path) as shard:
         assert shard.attrs["format"] == store.FORMAT
         assert (shard.attrs["participant"], shard.attrs["view"]) == ("P01", "V1")
-        assert list(shard) == list(shard.attrs["videos"]) == ["P01_V1_E00_01", "P01_V1_E05+E08_01"]  # sheet order
+        assert list(shard) == list(shard.attrs["videos"]) == ["P01_V1_E00_01", "P01_V1_E04+E07_01"]  # sheet order
         assert json.loads(shard.attrs["layout"])["rgb"] == {"codec": "jpeg", "quality": 90, "colour": "RGB"}
         assert json.loads(shard.attrs["versions"])["hdf5plugin"]
-        group = shard["P01_V1_E05+E08_01"]
+        group = shard["P01_V1_E04+E07_01"]
         assert group["rgb"].shape == (FRAMES,) and group["rgb"].dtype == h5py.vlen_dtype(np.uint8)
         assert group["flow_x"].shape == group["flow_y"].shape == (FRAMES - 1, RGB[1], RGB[0])
         assert group["flow_x"].dtype == np.uint8 and group["flow_x"].chunks == (1, RGB[1], RGB[0])
         assert group["keypoints"].shape == (FRAMES, 26, 3) and group["keypoints"].dtype == np.float32
         assert group["box"].shape == (FRAMES, 4) and group["found"].dtype == bool
         attrs = store.group_attrs(group)
-    raw = Path(processed["sheet"].set_index("video_id").loc["P01_V1_E05+E08_01", "path"])
+    raw = Path(processed["sheet"].set_index("video_id").loc["P01_V1_E04+E07_01", "path"])
     assert {k: attrs[k] for k in ("label", "multi_hot", "label_index", "kind", "n_errors", "split")} == {
-        "label": "E05+E08",
-        "multi_hot": "00000100100000",
-        "label_index": 5,
+        "label": "E04+E07",
+        "multi_hot": "00001001000000",
+        "label_index": 4,
         "kind": "composite",
         "n_errors": 2,
         "split": "test",
@@ -245,19 +245,19 @@ def test_check_names_the_problems_of_a_tampered_shard(built, tmp_path):
         keypoints = group["keypoints"][:-1]
         del group["keypoints"]
         group.create_dataset("keypoints", data=keypoints)
-        shard["P01_V1_E05+E08_01"].attrs["frames"] = 99
-        shard["P01_V1_E05+E08_01"].attrs["flow_path"] = str(tmp_path / "gone.npz")
+        shard["P01_V1_E04+E07_01"].attrs["frames"] = 99
+        shard["P01_V1_E04+E07_01"].attrs["flow_path"] = str(tmp_path / "gone.npz")
     index = built["table"].assign(
         shard=[str(tampered) if s.endswith("P01_V1.h5") else s for s in built["table"]["shard"]]
     )
-    index.loc[index["video_id"] == "P01_V1_E00_01", "label"] = "E05"
+    index.loc[index["video_id"] == "P01_V1_E00_01", "label"] = "E04"
     problems = check_shard(tampered, index).problems
     assert any("P01_V1_E00_01: keypoints is (24, 26, 3), expected (25, 26, 3)" in p for p in problems)
-    assert any("P01_V1_E05+E08_01: attributes say 99 frames" in p for p in problems)
-    assert any("P01_V1_E00_01: label is 'E00' in the shard, 'E05' in the index" in p for p in problems)
-    assert any("P01_V1_E05+E08_01: frames is 99 in the shard, 25 in the index" in p for p in problems)
+    assert any("P01_V1_E04+E07_01: attributes say 99 frames" in p for p in problems)
+    assert any("P01_V1_E00_01: label is 'E00' in the shard, 'E04' in the index" in p for p in problems)
+    assert any("P01_V1_E04+E07_01: frames is 99 in the shard, 25 in the index" in p for p in problems)
     assert len(problems) == 4
-    assert check_shard(tampered, index).skipped == [f"P01_V1_E05+E08_01: flow file {tmp_path / 'gone.npz'} is gone"]
+    assert check_shard(tampered, index).skipped == [f"P01_V1_E04+E07_01: flow file {tmp_path / 'gone.npz'} is gone"]
     missing = check_shard(tampered, index[index["video_id"] != "P01_V1_E00_01"]).problems
     assert "in the shard, not in the index: P01_V1_E00_01" in missing
 
@@ -266,18 +266,18 @@ def test_index_from_shards(processed, built, tmp_path):
     table = built["table"]
     assert list(table.columns) == INDEX_COLUMNS
     assert table["video_id"].tolist() == processed["sheet"]["video_id"].tolist()  # sheet order
-    assert table["multi_hot"].tolist() == ["10000000000000"] * 2 + ["00000100100000"] * 2
-    assert table["label_index"].tolist() == [0, 0, 5, 5] and table["take"].tolist() == ["01"] * 4
+    assert table["multi_hot"].tolist() == ["10000000000000"] * 2 + ["00001001000000"] * 2
+    assert table["label_index"].tolist() == [0, 0, 4, 4] and table["take"].tolist() == ["01"] * 4
     assert table["split"].tolist() == ["train", "train", "test", "test"]
     assert table["frames"].tolist() == [FRAMES] * 4 and table["flow_frames"].tolist() == [FRAMES - 1] * 4
     assert [Path(s) for s in table["shard"]] == [built["shards"][i] for i in (0, 1, 0, 1)]
     # Without the sheet: the shards' own order and split; with it, the sheet's split wins.
     own = build_index(built["shards"])
-    assert own["video_id"].tolist() == ["P01_V1_E00_01", "P01_V1_E05+E08_01", "P01_V2_E00_01", "P01_V2_E05+E08_01"]
+    assert own["video_id"].tolist() == ["P01_V1_E00_01", "P01_V1_E04+E07_01", "P01_V2_E00_01", "P01_V2_E04+E07_01"]
     sheet = processed["sheet"].assign(split=["test", "train", "test", "test"])
     write_sheet(sheet, tmp_path / "samples.tsv")
     assert build_index(built["shards"], tmp_path / "samples.tsv")["split"].tolist() == sheet["split"].tolist()
-    with pytest.raises(CprCoachError, match="not in any shard: P01_V2_E00_01, P01_V2_E05"):
+    with pytest.raises(CprCoachError, match="not in any shard: P01_V2_E00_01, P01_V2_E04"):
         build_index(built["shards"][:1], processed["root"] / "samples.tsv")
     with pytest.raises(CprCoachError, match="videos in more than one shard"):
         build_index([built["shards"][0], built["shards"][0]])
@@ -316,7 +316,7 @@ def test_datasets_with_two_workers(built, dataset, options, shape, dtype):
     test = dataset(built["index"], "test", target="multi_hot", **options)
     (first, target), (again, _) = test[0], test[0]
     torch.testing.assert_close(first, again)  # centre sampling outside training
-    assert target.dtype == torch.float32 and target.tolist() == [float(c) for c in "00000100100000"]
+    assert target.dtype == torch.float32 and target.tolist() == [float(c) for c in "00001001000000"]
 
 
 def test_dataset_values(processed, built):
@@ -357,7 +357,7 @@ def test_pyskl_skeleton_pickle(built, tmp_path):
     assert set(data) == {"split", "annotations"}
     assert data["split"] == {
         "train": ["P01_V1_E00_01", "P01_V2_E00_01"],
-        "test": ["P01_V1_E05+E08_01", "P01_V2_E05+E08_01"],
+        "test": ["P01_V1_E04+E07_01", "P01_V2_E04+E07_01"],
     }
     assert [a["frame_dir"] for a in data["annotations"]] == built["table"]["video_id"].tolist()
     for annotation in data["annotations"]:
@@ -382,30 +382,30 @@ def test_pyskl_skeleton_pickle(built, tmp_path):
     assert again["split"] == data["split"]
     np.testing.assert_array_equal(again["annotations"][3]["keypoint"], data["annotations"][3]["keypoint"])
     composite = data["annotations"][2]
-    assert composite["label"] == 5 and composite["label_code"] == "E05+E08"
-    assert composite["multi_hot"].tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0]
+    assert composite["label"] == 4 and composite["label_code"] == "E04+E07"
+    assert composite["multi_hot"].tolist() == [0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]
 
 
 def test_rawframes_layout(built, tmp_path):
     out = tmp_path / "rawframes"
     folders = export_rawframes(built["table"], out)
     assert [f.name for f in folders] == built["table"]["video_id"].tolist()
-    folder = out / "P01_V1_E05+E08_01"
+    folder = out / "P01_V1_E04+E07_01"
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(
         [f"img_{i:05d}.jpg" for i in range(1, FRAMES + 1)]
         + [f"flow_{a}_{i:05d}.jpg" for a in "xy" for i in range(1, FRAMES)]
     )
     with open_shard(built["shards"][0]) as shard:
-        group = shard["P01_V1_E05+E08_01"]
+        group = shard["P01_V1_E04+E07_01"]
         assert (folder / "img_00001.jpg").read_bytes() == group["rgb"][0].tobytes()
         flow_y = group["flow_y"][FRAMES - 2]
     image = cv2.imread(str(folder / f"flow_y_{FRAMES - 1:05d}.jpg"), cv2.IMREAD_GRAYSCALE)
     assert image.shape == flow_y.shape and np.abs(image.astype(int) - flow_y).mean() < 1.0
     lists = {p.name: p.read_text().splitlines() for p in out.glob("*.txt")}
     assert lists["cprcoach_train_list_rawframes.txt"] == [f"P01_V1_E00_01 {FRAMES} 0", f"P01_V2_E00_01 {FRAMES} 0"]
-    assert lists["cprcoach_test_list_rawframes_flow.txt"][0] == f"P01_V1_E05+E08_01 {FRAMES - 1} 5"
-    assert lists["cprcoach_test_list_rawframes_multilabel.txt"][1] == f"P01_V2_E05+E08_01 {FRAMES} 5 8"
+    assert lists["cprcoach_test_list_rawframes_flow.txt"][0] == f"P01_V1_E04+E07_01 {FRAMES - 1} 4"
+    assert lists["cprcoach_test_list_rawframes_multilabel.txt"][1] == f"P01_V2_E04+E07_01 {FRAMES} 4 7"
     assert len(lists) == 6 and not list(out.glob(".*partial*"))
     by_cli = tmp_path / "cli"
     subprocess.run([*SHARDS, "export-rawframes", "--index", str(built["index"]), "--out", str(by_cli)], check=True)

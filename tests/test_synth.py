@@ -27,8 +27,10 @@ from cprcoach.synth import (
     video_specs,
 )
 from cprcoach.synth.body import HAND_HEIGHT
+from cprcoach.synth.motion import ERROR_EFFECTS, ERROR_RANGES, MotionParams, apply_errors
 
 FPS = 25
+LABELS = [f"E{i:02d}" for i in range(14)]
 
 
 def make_config(raw_dir: Path, **synth) -> dict:
@@ -42,8 +44,8 @@ def make_config(raw_dir: Path, **synth) -> dict:
             "participants": 1,
             "takes": 1,
             "seconds": 1.0,
-            "singles": ["E00", "E05", "E07"],
-            "composites": ["E05+E08"],
+            "singles": ["E00", "E04", "E07"],
+            "composites": ["E04+E07"],
             "noise": 3.0,
             "workers": 2,
         },
@@ -66,15 +68,14 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def physics(tmp_path_factory):
-    """4-second single-view clips of the errors whose motion the tests measure, for two participants."""
+    """4-second single-view clips of every single class at the errors' strongest, for two participants."""
     raw = tmp_path_factory.mktemp("physics")
-    labels = ["E00", "E01", "E02", "E03", "E04", "E05", "E06", "E07", "E08", "E09", "E10", "E11", "E12", "E13"]
-    config = make_config(raw, participants=2, seconds=4.0, singles=labels, composites=0, noise=0.0)
+    config = make_config(raw, participants=2, seconds=4.0, singles=LABELS, composites=0, noise=0.0, severity=[1, 1])
     config["views"] = ["V1"]
     config["video"]["source"].update(width=96, height=54)
     generate_dataset(config)
     return {
-        (p, label): read_sidecar(raw / p / "V1" / f"{label}_01.gt.json") for p in ("P01", "P02") for label in labels
+        (p, label): read_sidecar(raw / p / "V1" / f"{label}_01.gt.json") for p in ("P01", "P02") for label in LABELS
     }
 
 
@@ -96,13 +97,13 @@ def test_skeleton():
 def test_files_follow_pattern(dataset):
     config, paths = dataset
     raw = Path(config["raw_dir"])
-    labels = ["E00", "E05", "E07", "E05+E08"]
+    labels = ["E00", "E04", "E07", "E04+E07"]
     expected = {raw / "P01" / view / f"{label}_01.mp4" for view in config["views"] for label in labels}
     assert len(paths) == 1 * 4 * 4 * 1
     assert set(paths) == expected
     assert set(raw.rglob("*.mp4")) == expected
     assert {sidecar_path(p) for p in expected} == set(raw.rglob("*.gt.json"))
-    assert sidecar_path(raw / "P01/V1/E05_01.mp4") == raw / "P01/V1/E05_01.gt.json"
+    assert sidecar_path(raw / "P01/V1/E04_01.mp4") == raw / "P01/V1/E04_01.gt.json"
     assert not list(raw.rglob(".*partial*"))
 
 
@@ -184,88 +185,148 @@ def test_deterministic(tmp_path):
 
 
 def _cycles_per_second(gt: dict) -> float:
-    z = gt["keypoints_3d"][:, JOINT["right_wrist"], 2]
-    level = 0.5 * (z.max() + z.min())
-    crossings = np.flatnonzero((z[:-1] >= level) & (z[1:] < level))
-    return (len(crossings) - 1) / ((crossings[-1] - crossings[0]) / gt["fps"])
+    return len(gt["compression_starts"]) / (gt["frames"] / gt["fps"])
+
+
+def _angle(k: np.ndarray, a: str, b: str, c: str) -> np.ndarray:
+    """The angle at joint b between b->a and b->c, in degrees, per frame."""
+    u, v = k[:, JOINT[a]] - k[:, JOINT[b]], k[:, JOINT[c]] - k[:, JOINT[b]]
+    cos = (u * v).sum(-1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
 
 
 def _elbow_angle(k: np.ndarray, side: str) -> np.ndarray:
-    shoulder, elbow, wrist = (k[:, JOINT[f"{side}_{j}"]] for j in ("shoulder", "elbow", "wrist"))
-    a, b = shoulder - elbow, wrist - elbow
-    return np.degrees(
-        np.arccos(np.clip((a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1), -1, 1))
+    return _angle(k, f"{side}_shoulder", f"{side}_elbow", f"{side}_wrist")
+
+
+def _arm_tilt(k: np.ndarray) -> np.ndarray:
+    """How far the arms (the wrists' midpoint to the shoulders') slant from vertical, in degrees, per frame."""
+    shoulders = 0.5 * (k[:, JOINT["left_shoulder"]] + k[:, JOINT["right_shoulder"]])
+    arms = shoulders - 0.5 * (k[:, JOINT["left_wrist"]] + k[:, JOINT["right_wrist"]])
+    return np.degrees(np.arccos(arms[:, 2] / np.linalg.norm(arms, axis=-1)))
+
+
+def _at_bottom(gt: dict) -> np.ndarray:
+    """The frames at the bottom of each compression (the deepest frame of each cycle)."""
+    depth = gt["chest_depth"]
+    return (
+        np.flatnonzero((depth[1:-1] >= depth[:-2]) & (depth[1:-1] > depth[2:]) & (depth[1:-1] > 0.5 * depth.max())) + 1
     )
 
 
 @pytest.mark.parametrize("person", ["P01", "P02"])
 def test_error_physics(physics, person):
-    gt = {label: physics[(person, label)] for label in [k[1] for k in physics if k[0] == person]}
+    """Each official error is the physical change classes.md describes (at its strongest)."""
+    gt = {label: physics[(person, label)] for label in LABELS}
     k = {label: g["keypoints_3d"] for label, g in gt.items()}
-    wrist_z = {label: kp[:, JOINT["right_wrist"], 2] for label, kp in k.items()}
-    hands = {label: 0.5 * (kp[:, JOINT["left_wrist"]] + kp[:, JOINT["right_wrist"]]) for label, kp in k.items()}
+    j = JOINT
+    wrist_z = {label: kp[:, j["right_wrist"], 2] for label, kp in k.items()}
+    hands = {label: 0.5 * (kp[:, j["left_wrist"]] + kp[:, j["right_wrist"]]) for label, kp in k.items()}
     chest = gt["E00"]["chest_point"]
     top = chest[2] + HAND_HEIGHT
 
-    # Correct: 100-120/min, 5-6 cm, full recoil, straight arms, shoulders over the hands.
+    # Correct: kneeling, 100-120/min, 5-6 cm, full recoil, straight vertical arms, shoulders over the hands.
     assert 95 <= 60 * _cycles_per_second(gt["E00"]) <= 125
-    assert 0.048 <= np.ptp(wrist_z["E00"]) <= 0.065
-    assert abs(wrist_z["E00"].max() - top) < 0.003
-    assert _elbow_angle(k["E00"], "right").min() > 170 and _elbow_angle(k["E00"], "left").min() > 170
-    shoulders = 0.5 * (k["E00"][:, JOINT["left_shoulder"]] + k["E00"][:, JOINT["right_shoulder"]])
-    lean = {"E00": np.linalg.norm((shoulders - hands["E00"])[:, :2], axis=1).mean()}
-    assert lean["E00"] < 0.06
+    assert 0.048 <= np.ptp(wrist_z["E00"]) <= 0.066
+    assert abs(wrist_z["E00"].max() - top) < 0.006
+    assert _elbow_angle(k["E00"], "right").min() > 165 and _elbow_angle(k["E00"], "left").min() > 165
+    assert _arm_tilt(k["E00"]).mean() < 12
+    assert k["E00"][:, j["left_knee"], 2].max() < 0.08 and k["E00"][:, j["right_knee"], 2].max() < 0.08
 
-    # Hand position: E01 toward the head (+x), E02 toward the feet, E03 far ribs (+y), E04 near ribs.
-    assert hands["E01"][:, 0].mean() - hands["E00"][:, 0].mean() > 0.05
-    assert hands["E02"][:, 0].mean() - hands["E00"][:, 0].mean() < -0.05
-    assert hands["E03"][:, 1].mean() - hands["E00"][:, 1].mean() > 0.04
-    assert hands["E04"][:, 1].mean() - hands["E00"][:, 1].mean() < -0.04
-    # E05 bent arms; E06 wrists apart and crossed; E07 one hand off the chest.
-    assert _elbow_angle(k["E05"], "right").max() < 150
-    left, right = k["E06"][:, JOINT["left_wrist"]], k["E06"][:, JOINT["right_wrist"]]
-    assert (left[:, 0] > right[:, 0]).all() and np.linalg.norm(left - right, axis=1).min() > 0.06
-    off_chest = np.linalg.norm(k["E07"][:, JOINT["left_wrist"], :2] - np.array(chest[:2]), axis=1)
-    assert off_chest.min() > 0.2
-    assert np.linalg.norm(k["E07"][:, JOINT["right_wrist"], :2] - np.array(chest[:2]), axis=1).max() < 0.05
-    # Rate, depth, recoil, bouncing.
-    assert _cycles_per_second(gt["E08"]) > 1.2 * _cycles_per_second(gt["E00"])
-    assert _cycles_per_second(gt["E09"]) < 0.8 * _cycles_per_second(gt["E00"])
-    assert np.ptp(wrist_z["E10"]) < 0.5 * np.ptp(wrist_z["E00"])
-    assert wrist_z["E11"].max() < top - 0.01
-    assert wrist_z["E12"].max() > top + 0.02
-    assert gt["E12"]["hand_lift"].max() > 0.02
-    # E13 not vertical: shoulders well off the hands horizontally.
-    shoulders = 0.5 * (k["E13"][:, JOINT["left_shoulder"]] + k["E13"][:, JOINT["right_shoulder"]])
-    assert np.linalg.norm((shoulders - hands["E13"])[:, :2], axis=1).mean() > lean["E00"] + 0.06
+    # E01 overlap: the wrists crossed and apart; E02 clenching: close together, raised by the fist.
+    left, right = k["E01"][:, j["left_wrist"]], k["E01"][:, j["right_wrist"]]
+    assert (left[:, 0] > right[:, 0]).all() and np.linalg.norm(left - right, axis=1).min() > 0.12
+    left, right = k["E02"][:, j["left_wrist"]], k["E02"][:, j["right_wrist"]]
+    assert np.linalg.norm(left - right, axis=1).max() < 0.03
+    assert wrist_z["E02"].max() > wrist_z["E00"].max() + 0.025
+    # E03 one hand off the chest, the other on it.
+    off_chest = np.linalg.norm(k["E03"][:, j["left_wrist"], :2] - np.array(chest[:2]), axis=1)
+    assert off_chest.min() > 0.15
+    assert np.linalg.norm(k["E03"][:, j["right_wrist"], :2] - np.array(chest[:2]), axis=1).max() < 0.06
+    # E04 bent arms; E05 straight but slanted arms.
+    assert _elbow_angle(k["E04"], "right").max() < 150
+    assert _elbow_angle(k["E05"], "right").min() > 160 and _arm_tilt(k["E05"]).mean() > 15
+    # E06 jump: the hips bounce, the knees lift off the floor, the hands leave the chest.
+    assert np.ptp(k["E06"][:, j["hip"], 2]) > 0.05 and k["E06"][:, j["left_knee"], 2].max() > 0.08
+    assert wrist_z["E06"].max() > top + 0.03 and gt["E06"]["hand_lift"].max() > 0.03
+    # E07 squatting: feet flat, knees up, hips low; E08 standing: legs nearly straight, bent at the waist.
+    squat = k["E07"]
+    assert squat[:, j["hip"], 2].max() < 0.42 and squat[:, j["left_knee"], 2].min() > 0.25
+    assert squat[:, j["left_heel"], 2].max() < 0.05 and squat[:, j["left_big_toe"], 2].max() < 0.05
+    stand = k["E08"]
+    assert stand[:, j["hip"], 2].min() > 0.75 and _angle(stand, "left_hip", "left_knee", "left_ankle").min() > 165
+    assert stand[:, j["neck"], 2].max() < stand[:, j["hip"], 2].min() + 0.1  # torso about horizontal
+    # E09 the hands on one wrong spot; E13 a different spot at every compression.
+    assert np.linalg.norm((hands["E09"] - hands["E00"]).mean(axis=0)[:2]) > 0.08
+    spots = hands["E13"][_at_bottom(gt["E13"]), :2]
+    assert len(spots) >= 5 and spots.std(axis=0).max() > 0.03
+    assert hands["E00"][_at_bottom(gt["E00"]), :2].std(axis=0).max() < 0.012
+    # Depth and rate.
+    assert np.ptp(wrist_z["E10"]) < 0.025
+    assert _cycles_per_second(gt["E11"]) < 0.75 * _cycles_per_second(gt["E00"])
+    assert np.ptp(wrist_z["E12"]) > 0.08
+
+
+def test_severity_grades_each_error_from_mild_to_strong():
+    correct = MotionParams(rate=110.0, jitter=0.0, phase=0.0, depth=0.055)
+    rng = np.random.default_rng(0)
+    for code, ranges in ERROR_RANGES.items():
+        mild, strong = apply_errors(correct, {code: 0.0}, rng), apply_errors(correct, {code: 1.0}, rng)
+        for key, span in ranges.items():
+            if key == "offset":
+                assert np.linalg.norm(mild.hand_offset) == pytest.approx(span.mild)
+                assert np.linalg.norm(strong.hand_offset) == pytest.approx(span.strong)
+            elif key in ("lean_back", "lean_side"):
+                continue  # tilting picks back, side or both
+            else:
+                assert getattr(mild, key) == pytest.approx(span.mild) and getattr(strong, key) == pytest.approx(
+                    span.strong
+                )
+    assert set(ERROR_EFFECTS) == set(load_classes().error_codes)
+
+
+def test_takes_draw_their_severity_from_the_configured_range(tmp_path):
+    config = make_config(tmp_path, participants=2, singles=["E04", "E10"], composites=0, severity=[0.2, 0.4])
+    takes = [simulate(spec) for spec in video_specs(config) if spec.view == "V1"]
+    severities = [s for take in takes for s in take.severity.values()]
+    assert len(severities) == 4 and all(0.2 <= s <= 0.4 for s in severities) and len(set(severities)) == 4
+    (spec,) = [s for s in video_specs(config) if s.view == "V2" and s.label == "E04" and s.participant == 1]
+    assert simulate(spec).severity == takes[0].severity  # the views of a take share it
 
 
 def test_composites_apply_every_error(tmp_path):
-    config = make_config(tmp_path, singles=[], composites=["E05+E08", "E07+E11+E13"])
+    config = make_config(tmp_path, singles=[], composites=["E03+E04+E05+E12", "E06+E08+E10+E13"])
     specs = {spec.label: spec for spec in video_specs(config) if spec.view == "V1"}
-    combo = simulate(specs["E07+E11+E13"]).motion
-    assert combo.hands == "single" and combo.residual > 0 and combo.lean_back > 0
-    fast_bent = simulate(specs["E05+E08"]).motion
-    assert fast_bent.rate > 140 and fast_bent.arm_reach < 1
+    combo = simulate(specs["E03+E04+E05+E12"]).motion
+    assert combo.hands == "single" and combo.arm_reach < 0.95 and combo.depth > 0.065
+    assert combo.lean_back > 0.05 or abs(combo.lean_side) > 0.05
+    jumping = simulate(specs["E06+E08+E10+E13"]).motion
+    assert jumping.posture == "standing" and jumping.body_lift > 0 and jumping.depth < 0.045 and jumping.wander > 0.02
 
 
-def test_composite_count_spreads_over_sizes():
+def test_composite_count_gives_each_participant_its_own_and_covers_the_table():
     table = load_classes()
-    labels = select_labels(table, [], 12)
-    assert len(labels) == 12 and labels[0] == table.composite_codes[0] and labels[-1] == table.composite_codes[-1]
-    assert {len(label.split("+")) for label in labels} == {2, 3, 4}
+    per_participant = [select_labels(table, [], 25, participant=p, seed=0) for p in (1, 2, 3)]
+    assert all(len(labels) == 25 for labels in per_participant)
+    assert set().union(*per_participant) == set(table.composite_codes)
+    for labels in per_participant:
+        assert {table.n_errors(code) for code in labels} == {2, 3, 4}
+    assert select_labels(table, [], 25, participant=1, seed=1) != per_participant[0]
     assert select_labels(table, "all", 0) == table.single_codes
     assert len(select_labels(table, [], "all")) == 74
+    assert select_labels(table, ["bending arms", "0"], ["squatting+E04"]) == ["E04", "E00", "E04+E07"]
 
 
 def test_unknown_labels_are_config_errors(tmp_path):
     table = load_classes()
     with pytest.raises(ConfigError, match="E99"):
         select_labels(table, ["E00", "E99"], 0)
-    with pytest.raises(ConfigError, match=r"E01\+E02"):
+    with pytest.raises(ConfigError, match="the hand form group"):
         select_labels(table, [], ["E01+E02"])
-    with pytest.raises(ConfigError, match="E05"):
-        select_labels(table, ["E05+E08"], 0)
+    with pytest.raises(ConfigError, match="not one of the 74 composites"):
+        select_labels(table, [], ["E04+E05"])
+    with pytest.raises(ConfigError, match="is not a single class"):
+        select_labels(table, ["E04+E07"], 0)
     with pytest.raises(ConfigError):
         video_specs(make_config(tmp_path, singles=["E42"]))
 

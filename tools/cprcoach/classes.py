@@ -1,9 +1,17 @@
-"""The class table (single classes, composites, multi-hot vectors), loaded from one data file."""
+"""The class table (single classes, composites, multi-hot vectors), loaded from one data file.
+
+A label is written the way people write it: a single class by its code (E04), its label index (4),
+its official name (Bending Arms) or its short name (bending_arms), with case, spaces and
+underscores ignored; a composite by its errors joined with '+', in any order and with any of those
+aliases. `ClassTable.resolve` turns any of these into the canonical code (ascending error codes),
+and says why a label is not a class, with the closest one that is.
+"""
 
 from __future__ import annotations
 
+import difflib
 import functools
-import itertools
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,20 +24,43 @@ from cprcoach.errors import ConfigError
 CORRECT = "E00"
 
 
+def alias_key(text: str) -> str:
+    """How aliases are compared: case, spaces, underscores and hyphens ignored; an index without leading zeros."""
+    key = re.sub(r"[\s_-]+", "", str(text)).lower()
+    return str(int(key)) if key.isdigit() else key
+
+
+class LabelError(ValueError):
+    """A label that is not a class of the table: why, and the closest label that is."""
+
+    def __init__(self, label: str, reason: str, closest: str | None):
+        self.label, self.reason, self.closest = label, reason, closest
+        hint = f"; the closest class is {closest}" if closest else ""
+        super().__init__(f"{label!r} {reason}{hint}")
+
+
 @dataclass(frozen=True)
 class SingleClass:
     code: str
-    name: str
+    name: str  # the official name, e.g. "Bending Arms"
+    short: str  # snake_case, e.g. "bending_arms"
     description: str
 
 
 @dataclass(frozen=True)
+class Composite:
+    id: str  # K01..K74, for tables and plots
+    code: str  # E01+E04: the error codes in ascending order
+    in_figure: bool = False  # one of the composites the release's dataset figure shows
+
+
+@dataclass(frozen=True)
 class ClassTable:
-    """Every label of the project; index 0 of a label vector is `correct`, index i is error i."""
+    """Every label of the project; index 0 of a label vector is the correct class, index i is error i."""
 
     singles: tuple[SingleClass, ...]
-    composites: tuple[tuple[str, str], ...]  # (id, code) such as ("K01", "E01+E05")
-    exclusive_groups: tuple[frozenset[str], ...]
+    composites: tuple[Composite, ...]
+    exclusive_groups: dict[str, frozenset[str]]
     source: Path
 
     @property
@@ -46,20 +77,34 @@ class ClassTable:
 
     @property
     def composite_codes(self) -> list[str]:
-        return [code for _, code in self.composites]
+        return [c.code for c in self.composites]
 
     @property
     def all_codes(self) -> list[str]:
         return self.single_codes + self.composite_codes
 
+    @property
+    def code_regex(self) -> str:
+        """A regular expression matching exactly the canonical codes (for Snakemake's wildcards)."""
+        return "|".join(re.escape(code) for code in sorted(self.all_codes, key=len, reverse=True))
+
     def index(self, code: str) -> int:
         """Position of a single class in the label vector."""
         return self.single_codes.index(code)
 
+    def single(self, code: str) -> SingleClass:
+        return self.singles[self.index(code)]
+
     def name(self, code: str) -> str:
-        """Readable name: the single class's short name, or the names of a composite's errors."""
-        names = {c.code: c.name for c in self.singles}
-        return "+".join(names[part] for part in self.errors_of(code)) if code != CORRECT else names[code]
+        """The official name: of a single class, or its errors' joined with ' + ' for a composite."""
+        return " + ".join(self.single(part).name for part in self.errors_of(code))
+
+    def short_name(self, code: str) -> str:
+        """The snake_case name: of a single class, or its errors' joined with '+' for a composite."""
+        return "+".join(self.single(part).short for part in self.errors_of(code))
+
+    def composite_id(self, code: str) -> str | None:
+        return next((c.id for c in self.composites if c.code == code), None)
 
     def is_known(self, code: str) -> bool:
         return code in self._known
@@ -73,6 +118,9 @@ class ClassTable:
             raise KeyError(f"unknown class code {code!r}")
         return code.split("+")
 
+    def n_errors(self, code: str) -> int:
+        return sum(part != CORRECT for part in self.errors_of(code))
+
     def multi_hot(self, code: str) -> np.ndarray:
         """The label vector of a class: one 1 for a single class, one per error for a composite."""
         vector = np.zeros(self.num_outputs, dtype=np.uint8)
@@ -83,6 +131,79 @@ class ClassTable:
     def multi_hot_string(self, code: str) -> str:
         """The label vector as a string of 0/1 digits, for tables."""
         return "".join(str(int(v)) for v in self.multi_hot(code))
+
+    def code_of_vector(self, vector: np.ndarray) -> str:
+        """The code a label vector stands for (its errors joined in ascending order), known or not."""
+        hot = [self.single_codes[i] for i in np.flatnonzero(np.asarray(vector).reshape(-1))]
+        if not hot:
+            raise ValueError("a label vector without any class")
+        return "+".join(hot)
+
+    def clash(self, codes: list[str]) -> tuple[str, list[str]] | None:
+        """The first exclusive group two of `codes` belong to, with those codes; None if none."""
+        for group, members in self.exclusive_groups.items():
+            inside = [c for c in codes if c in members]
+            if len(inside) > 1:
+                return group, inside
+        return None
+
+    def resolve(self, label: str) -> str:
+        """The canonical code of a label written with any aliases, in any order; LabelError if none."""
+        parts = str(label).split("+")
+        codes = []
+        for part in parts:
+            code = self._aliases.get(alias_key(part))
+            if code is None:
+                closest = difflib.get_close_matches(alias_key(part), list(self._aliases), n=1, cutoff=0.5)
+                suggestion = self._described(self._aliases[closest[0]]) if closest else None
+                reason = (
+                    "is not a class name"
+                    if len(parts) == 1
+                    else f"names no class: {part.strip()!r} is not a class name"
+                )
+                raise LabelError(label, reason, suggestion)
+            codes.append(code)
+        if len(codes) > 1 and CORRECT in codes:
+            raise LabelError(
+                label, f"joins {self.name(CORRECT)} with errors", self._nearest([c for c in codes if c != CORRECT])
+            )
+        if len(set(codes)) != len(codes):
+            repeated = sorted({c for c in codes if codes.count(c) > 1})
+            raise LabelError(label, f"lists {', '.join(repeated)} twice", self._nearest(sorted(set(codes))))
+        code = "+".join(sorted(codes, key=self.index))
+        if self.is_known(code):
+            return code
+        clash = self.clash(code.split("+"))
+        if clash is not None:
+            group, inside = clash
+            names = " and ".join(f"{c} ({self.single(c).name})" for c in inside)
+            reason = f"joins {names}, which exclude each other (the {group} group)"
+        else:
+            written = "is" if code == label else f"is {code}, which is"
+            reason = f"{written} not one of the {len(self.composites)} composites of the class table"
+        raise LabelError(label, reason, self._nearest(code.split("+")))
+
+    def _described(self, code: str) -> str:
+        return f"{code} ({self.name(code)})"
+
+    def _nearest(self, codes: list[str]) -> str | None:
+        """The table's label sharing the most errors with `codes` (and adding the fewest)."""
+        wanted = set(codes)
+
+        def score(candidate: str) -> tuple[int, int]:
+            parts = set(candidate.split("+"))
+            return len(parts & wanted), -len(parts - wanted)
+
+        best = max(self.all_codes, key=score)
+        return self._described(best) if score(best)[0] else None
+
+    @functools.cached_property
+    def _aliases(self) -> dict[str, str]:
+        aliases = {}
+        for index, single in enumerate(self.singles):
+            for alias in (single.code, str(index), single.name, single.short):
+                aliases[alias_key(alias)] = single.code
+        return aliases
 
     @functools.cached_property
     def _known(self) -> frozenset[str]:
@@ -100,25 +221,28 @@ def default_table_path() -> Path:
 def load_classes(path: str | Path | None = None) -> ClassTable:
     """Load and check a class table; None gives the project's default (classes.md)."""
     path = Path(path) if path else default_table_path()
+    fix = (
+        "follow the layout of cprcoach/data/classes.yaml: singles (code, name, short, description), "
+        "exclusive_groups (name: [codes]), composites (id, code, in_figure)"
+    )
     try:
         raw = yaml.safe_load(path.read_text())
         singles = tuple(
-            SingleClass(str(s["code"]), str(s["name"]), str(s.get("description", ""))) for s in raw["singles"]
+            SingleClass(str(s["code"]), str(s["name"]), str(s["short"]), str(s.get("description", "")))
+            for s in raw["singles"]
         )
-        composites = tuple((str(c["id"]), str(c["code"])) for c in raw["composites"])
-        groups = tuple(frozenset(map(str, g)) for g in raw.get("exclusive_groups", []))
+        composites = tuple(
+            Composite(str(c["id"]), str(c["code"]), bool(c.get("in_figure", False))) for c in raw["composites"]
+        )
+        groups = {str(name): frozenset(map(str, codes)) for name, codes in (raw.get("exclusive_groups") or {}).items()}
     except FileNotFoundError:
         raise ConfigError(
             "class table not found",
             path=path,
             fix="set `classes:` in config.yaml to an existing file, or null for the default",
         ) from None
-    except (yaml.YAMLError, KeyError, TypeError) as error:
-        raise ConfigError(
-            f"class table is malformed ({error!r})",
-            path=path,
-            fix="follow the layout of cprcoach/data/classes.yaml: singles (code, name, description), exclusive_groups, composites (id, code)",
-        ) from None
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"class table is malformed ({error!r})", path=path, fix=fix) from None
     table = ClassTable(singles, composites, groups, path)
     problems = check_table(table)
     if problems:
@@ -129,15 +253,27 @@ def load_classes(path: str | Path | None = None) -> ClassTable:
 
 
 def check_table(table: ClassTable) -> list[str]:
-    """Everything wrong with a table: duplicates, unordered or unknown parts, excluded pairs."""
+    """Everything wrong with a table: duplicates, unordered or unknown parts, excluded pairs, shared aliases."""
     problems = []
     singles = table.single_codes
     if not singles or singles[0] != CORRECT:
         problems.append(f"the first single class must be {CORRECT} (correct)")
-    for code in {c for c in singles if singles.count(c) > 1}:
+    for code in sorted({c for c in singles if singles.count(c) > 1}):
         problems.append(f"single class {code} is listed twice")
+    owners: dict[str, set[str]] = {}
+    for index, single in enumerate(table.singles):
+        for alias in (single.code, str(index), single.name, single.short):
+            owners.setdefault(alias_key(alias), set()).add(single.code)
+    for alias, codes in sorted(owners.items()):
+        if len(codes) > 1:
+            problems.append(f"the name {alias!r} belongs to {', '.join(sorted(codes))}")
+    for group, members in table.exclusive_groups.items():
+        unknown = sorted(members - set(singles) - {CORRECT}) + sorted(members & {CORRECT})
+        if unknown:
+            problems.append(f"exclusive group {group!r} lists {', '.join(unknown)}, which are not error classes")
     seen: set[str] = set()
-    for cid, code in table.composites:
+    for composite in table.composites:
+        cid, code = composite.id, composite.code
         parts = code.split("+")
         if code in seen:
             problems.append(f"{cid} {code} is listed twice")
@@ -150,8 +286,7 @@ def check_table(table: ClassTable) -> list[str]:
             continue
         if parts != sorted(parts, key=singles.index) or len(set(parts)) != len(parts):
             problems.append(f"{cid} {code} must list distinct errors in ascending order")
-        for group in table.exclusive_groups:
-            clash = [a for a, b in itertools.combinations(parts, 2) if a in group and b in group]
-            if clash:
-                problems.append(f"{cid} {code} joins errors that exclude each other ({', '.join(sorted(group))})")
+        clash = table.clash(parts)
+        if clash is not None:
+            problems.append(f"{cid} {code} joins errors that exclude each other ({clash[0]}: {', '.join(clash[1])})")
     return problems

@@ -9,36 +9,31 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-# command -> (module, help); `entry` names what to call in the module.
-Commands = Mapping[str, tuple[str, str]]
+# command -> (module, help): the module's `build_parser(parser)` and `run(namespace)`;
+# (module, help, entry): the module's `entry(argv)`, for a whole stage with commands of its own;
+# (module, help, builder, runner): named ones, where a module holds several commands.
+Commands = Mapping[str, tuple[str, ...]]
 
 
-def dispatch(
-    prog: str, description: str | None, commands: Commands, argv: Sequence[str] | None, entry: Callable
-) -> None:
-    """Parse `COMMAND ARGS...`, import COMMAND's module and hand ARGS to `entry(module, prog, args)`."""
+def dispatch(prog: str, description: str | None, commands: Commands, argv: Sequence[str] | None = None) -> None:
+    """Parse `COMMAND ARGS...`, import COMMAND's module and run it on ARGS as `prog COMMAND`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n" + "\n".join(f"  {name:<10} {help_text}" for name, (_, help_text) in commands.items()),
+        epilog="commands:\n" + "\n".join(f"  {name:<16} {spec[1]}" for name, spec in commands.items()),
     )
     parser.add_argument("command", choices=list(commands), metavar="COMMAND")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parsed = parser.parse_args(argv)
-    module = importlib.import_module(commands[parsed.command][0])
-    entry(module, f"{prog} {parsed.command}", parsed.args)
-
-
-def run_module_parser(module, prog: str, args: Sequence[str]) -> None:
-    """Entry for modules with build_parser(parser) and run(namespace)."""
-    parser = module.build_parser(argparse.ArgumentParser(prog=prog, description=module.__doc__))
-    module.run(parser.parse_args(args))
-
-
-def run_module_main(module, prog: str, args: Sequence[str]) -> None:
-    """Entry for modules with main(argv) (whole stages with commands of their own)."""
-    module.main(args)
+    spec = commands[parsed.command]
+    module = importlib.import_module(spec[0])
+    if len(spec) == 3:
+        getattr(module, spec[2])(parsed.args)
+        return
+    build, run = spec[2:] if len(spec) == 4 else ("build_parser", "run")
+    command = argparse.ArgumentParser(prog=f"{prog} {parsed.command}", description=module.__doc__)
+    getattr(module, run)(getattr(module, build)(command).parse_args(parsed.args))

@@ -14,23 +14,38 @@ from pathlib import Path
 import pandas as pd
 
 from cprcoach.atomic import atomic_path
-from cprcoach.classes import ClassTable, load_classes
+from cprcoach.classes import ClassTable, LabelError, load_classes
 from cprcoach.errors import SampleSheetError, cli_errors
 from cprcoach.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("participant", "view", "label", "take")
-# What each field may contain; the Snakefile uses the same expressions as wildcard constraints,
-# so a path never matches ambiguously. Labels are checked against the class table afterwards.
+# What each field may contain in a raw file name; the Snakefile constrains its wildcards with the
+# same expressions (the label with the class table's canonical codes, which the paths it makes
+# use), so a path never matches ambiguously. A label may be written with any of its aliases
+# (cprcoach.classes): code, index, official or short name, errors of a composite joined by '+'.
 FIELD_REGEX = {
     "participant": r"[A-Za-z0-9]+",
     "view": r"[A-Za-z0-9]+",
-    "label": r"[A-Za-z0-9]+(?:\+[A-Za-z0-9]+)*",
+    "label": r"[A-Za-z0-9][A-Za-z0-9 _-]*(?:\+[A-Za-z0-9 _-]+)*",
     "take": r"[0-9]+",
 }
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
-COLUMNS = ["video_id", "participant", "view", "label", "take", "kind", "n_errors", "multi_hot", "split", "path"]
+# label is the canonical code (E04+E07) that every path and table uses; file_label what the file name said.
+COLUMNS = [
+    "video_id",
+    "participant",
+    "view",
+    "label",
+    "take",
+    "kind",
+    "n_errors",
+    "multi_hot",
+    "split",
+    "path",
+    "file_label",
+]
 MAX_LISTED = 20
 
 
@@ -71,7 +86,7 @@ def discover_samples(
 ) -> pd.DataFrame:
     """Build the sample sheet from the videos under `raw_dir`.
 
-    Every problem (names that do not parse, unknown class codes or views, duplicates,
+    Every problem (names that do not parse, labels that are no class, unknown views, duplicates,
     recordings missing a view) is collected and raised as one SampleSheetError.
     """
     raw_dir = Path(raw_dir)
@@ -91,16 +106,16 @@ def discover_samples(
             unparsed.append(relative)
             continue
         fields = match.groupdict()
-        if not classes.is_known(fields["label"]):
-            unknown_labels.append(f"{relative} (label {fields['label']})")
+        try:
+            label = classes.resolve(fields["label"])
+        except LabelError as error:
+            unknown_labels.append(f"{relative}: {error}")
             continue
         if fields["view"] not in views:
             unknown_views.append(f"{relative} (view {fields['view']})")
             continue
-        by_key.setdefault((fields["participant"], fields["view"], fields["label"], int(fields["take"])), []).append(
-            relative
-        )
-        rows.append({**fields, "path": str(path)})
+        by_key.setdefault((fields["participant"], fields["view"], label, int(fields["take"])), []).append(relative)
+        rows.append({**fields, "label": label, "file_label": fields["label"], "path": str(path)})
 
     duplicates = [" and ".join(paths) for paths in by_key.values() if len(paths) > 1]
     present: dict[tuple[str, str, int], set[str]] = {}
@@ -116,7 +131,7 @@ def discover_samples(
     if unparsed:
         problems.append(_listing(f"names that do not match raw_pattern {pattern!r}", unparsed))
     if unknown_labels:
-        problems.append(_listing(f"unknown class codes (the class table is {classes.source})", unknown_labels))
+        problems.append(_listing(f"labels that are not classes of the class table {classes.source}", unknown_labels))
     if unknown_views:
         problems.append(_listing(f"views not in the configured views {list(views)}", unknown_views))
     if duplicates:
@@ -139,7 +154,7 @@ def discover_samples(
     sheet = pd.DataFrame(rows)
     sheet["video_id"] = [video_id(*r) for r in sheet[list(FIELDS)].itertuples(index=False)]
     sheet["kind"] = ["composite" if classes.is_composite(label) else "single" for label in sheet["label"]]
-    sheet["n_errors"] = [sum(code != "E00" for code in classes.errors_of(label)) for label in sheet["label"]]
+    sheet["n_errors"] = [classes.n_errors(label) for label in sheet["label"]]
     sheet["multi_hot"] = [classes.multi_hot_string(label) for label in sheet["label"]]
     heldout = set(heldout_participants)
     sheet["split"] = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cprcoach.dispatch import dispatch, run_module_parser
+from cprcoach.dispatch import dispatch
 
 COMMANDS = {
     "extract": ("cprcoach.flow.extract", "TV-L1 flow between consecutive frames of a clip"),
@@ -14,4 +14,4 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    dispatch("cprcoach flow", __doc__, COMMANDS, argv, run_module_parser)
+    dispatch("cprcoach flow", __doc__, COMMANDS, argv)

@@ -157,5 +157,5 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry for the top-level `cprcoach assess` (run_module_main)."""
+    """Entry for the top-level `cprcoach assess`."""
     run(build_parser().parse_args(argv))

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cprcoach.dispatch import dispatch, run_module_parser
+from cprcoach.dispatch import dispatch
 
 COMMANDS = {
     "backbone": ("cprcoach.model.features", "train a backbone on the single classes; write checkpoint + features"),
     "imagine": ("cprcoach.model.imagine", "train a head (fc|sa|ca|sigmoid|backbone), score it, write metrics"),
     "summary": ("cprcoach.model.summary", "one table of every method's scores from the metrics files"),
+    "import-release": (
+        "cprcoach.model.release",
+        "the release's Single/Multi feature pickles -> our features file",
+        "build_import_parser",
+        "run_import",
+    ),
+    "export-release": (
+        "cprcoach.model.release",
+        "our features -> Single/Multi pickles the release's scripts read",
+        "build_export_parser",
+        "run_export",
+    ),
     "assess": ("cprcoach.model.assess", "the errors and probabilities of one recording"),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    dispatch("cprcoach model", __doc__, COMMANDS, argv, run_module_parser)
+    dispatch("cprcoach model", __doc__, COMMANDS, argv)

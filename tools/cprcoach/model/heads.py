@@ -5,10 +5,12 @@ and gives 14 logits. Training feeds imagined composites (k = 2 different errors,
 single-class videos as a sample paired with itself; testing feeds a real video paired with
 itself, so a test input has the form of every training input (see imagine.py).
 
-- fc: the mean of the k pooled features, then Linear(d, d/4), ReLU, Dropout(0.5), Linear(d/4, 14).
-  The release adds the two features of a pair; for pairs alone the mean is the same up to a
-  factor the first layer absorbs, and with triples it keeps every input at one scale: a triple's
-  sum would be 1.5x the size of the test input, a video paired with itself.
+- fc: the mean of the k pooled features, then the release's classifier: fc1 = Linear(d, d/4),
+  Dropout(0.5), ReLU, fc2 = Linear(d/4, 14), with the release's state-dict keys (fc1.weight, fc1.bias,
+  fc2.weight, fc2.bias), so its checkpoint loads as it is (load_release_fc). The release adds the
+  two features of a pair; for pairs alone the mean is the same up to a factor the first layer
+  absorbs, and with triples it keeps every input at one scale: a triple's sum would be 1.5x the
+  size of the test input, a video paired with itself (on which the release scores too).
 - sa: the k token sequences are joined into one, one Transformer encoder layer (self-attention,
   4 heads) runs over it, mean-pooled, then the fc head's MLP.
 - ca: each sample's sequence attends (cross-attention, 4 heads) to the others' sequences, then
@@ -21,6 +23,8 @@ during the same time, not one after the other. Both are symmetric in the k sampl
 from __future__ import annotations
 
 import math
+import pickle
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -32,14 +36,18 @@ TOKEN_HEADS = ("sa", "ca")
 ATTENTION_HEADS = 4
 
 
-class MLP(nn.Sequential):
-    """The release's classifier: Linear(d, d/4), ReLU, Dropout(0.5), Linear(d/4, classes)."""
+class MLP(nn.Module):
+    """The release's classifier: fc1 = Linear(d, d/4), Dropout(0.5), ReLU, fc2 = Linear(d/4, classes)."""
 
     def __init__(self, dim: int, num_classes: int, dropout: float = 0.5):
+        super().__init__()
         hidden = max(dim // 4, 1)
-        super().__init__(
-            nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
-        )
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.dropout(self.fc1(x))))
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -52,15 +60,37 @@ def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
     return table
 
 
-class FCHead(nn.Module):
-    """(N, k, d) -> (N, C): mean of the k pooled features, then the MLP."""
-
-    def __init__(self, dim: int, num_classes: int):
-        super().__init__()
-        self.mlp = MLP(dim, num_classes)
+class FCHead(MLP):
+    """(N, k, d) -> (N, C): mean of the k pooled features, then the MLP (whose keys are the release's)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(x.mean(dim=1))
+        return super().forward(x.mean(dim=1))
+
+
+def load_release_fc(path: str | Path) -> FCHead:
+    """The release's ImagineNet-FC checkpoint (a plain state dict: fc1.weight, fc1.bias, fc2.weight,
+    fc2.bias, e.g. ckpt/ST-GCN_ImagineNet_FC/ST-GCN_pre-trained.pth) as our fc head, in eval mode."""
+    path = Path(path)
+    fix = "pass the release's ImagineNet-FC state dict (ckpt/ST-GCN_ImagineNet_FC/ST-GCN_pre-trained.pth)"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise CprCoachError(f"cannot read the checkpoint ({error})", path=path, fix=fix) from None
+    expected = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    if not isinstance(state, dict) or set(state) != expected:
+        keys = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise CprCoachError(f"not an ImagineNet-FC state dict (keys {keys})", path=path, fix=fix)
+    hidden, dim = state["fc1.weight"].shape
+    classes = state["fc2.weight"].shape[0]
+    if hidden != max(dim // 4, 1) or state["fc2.weight"].shape[1] != hidden:
+        raise CprCoachError(
+            f"fc1 is {dim}->{hidden} and fc2 {state['fc2.weight'].shape[1]}->{classes}: not the d -> d/4 -> C head",
+            path=path,
+            fix=fix,
+        )
+    head = FCHead(dim, classes)
+    head.load_state_dict(state)
+    return head.eval()
 
 
 class SAHead(nn.Module):

@@ -5,7 +5,7 @@ C(13, 2) = 78 pairs; with --triples also the C(13, 3) = 286 triples) draws `draw
 training samples of each class of the combination and labels them with the union of their
 labels (a 14-d multi-hot vector, index 0 = 0). Combinations are drawn afresh every epoch.
 The correct class E00 is never part of an imagined composite. Nothing else is respected: the
-class table's exclusive groups (e.g. hands_high with hands_low) are mixed too, as in the
+class table's exclusive groups (e.g. Overlap Hands with Clenching Hands) are mixed too, as in the
 release; imagining them costs nothing and the test set simply never asks for them.
 
 Real single-class videos are trained on alongside (as in the release), each as a sample paired
@@ -38,7 +38,7 @@ from cprcoach.atomic import write_json_atomic
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.model.features import Features, load_features
-from cprcoach.model.heads import HEADS, TOKEN_HEADS, input_copies, make_head
+from cprcoach.model.heads import HEADS, TOKEN_HEADS, input_copies, load_release_fc, make_head
 from cprcoach.model.metrics import score_report
 from cprcoach.model.plots import plot_class_ap
 from cprcoach.model.store import load_payload, save_payload
@@ -50,8 +50,10 @@ HEAD_FORMAT = "cprcoach-head/1"
 CORRECT_INDEX = 0
 DRAWS = 16
 METHODS = (*HEADS, "backbone")
+RELEASE_FC = "fc_release"  # the release's own ImagineNet-FC weights, scored as they are
 TITLES = {
     "fc": "ImagineNet-FC",
+    RELEASE_FC: "ImagineNet-FC, release weights",
     "sa": "ImagineNet-SA",
     "ca": "ImagineNet-CA",
     "sigmoid": "sigmoid baseline",
@@ -128,11 +130,27 @@ def train_method(
     device: torch.device,
     orders: Sequence[int] = (2,),
     draws: int = DRAWS,
+    release_checkpoint: str | Path | None = None,
 ) -> tuple[torch.nn.Module | None, np.ndarray, list[dict]]:
-    """Train one method on the training singles; returns (head or None, scores (N, C) of every video, history)."""
+    """Train one method on the training singles; returns (head or None, scores (N, C) of every video, history).
+
+    RELEASE_FC trains nothing: it scores the release's ImagineNet-FC checkpoint on the features.
+    """
     if kind == "backbone":
         logits = torch.from_numpy(features.logits)
         return None, torch.softmax(logits, dim=1).numpy(), []
+    if kind == RELEASE_FC:
+        head = load_release_fc(release_checkpoint)
+        dim, classes = head.fc1.in_features, head.fc2.out_features
+        if (dim, classes) != (features.pooled.shape[1], features.multi_hot.shape[1]):
+            raise CprCoachError(
+                f"the checkpoint is a {dim} -> {classes} head, the features are {features.pooled.shape[1]}-d "
+                f"with {features.multi_hot.shape[1]} classes",
+                path=release_checkpoint,
+                fix="score it on the release's own features (`cprcoach model import-release`)",
+            )
+        head.to(device)
+        return head, predict_head(head, torch.from_numpy(features.pooled).to(device), input_copies("fc")), []
     train = np.flatnonzero((features.split == "train") & features.is_single)
     if len(train) == 0:
         raise CprCoachError("the features hold no training videos (split train, single class)", fix="check the sheet")
@@ -159,6 +177,23 @@ def train_method(
     head = make_head(kind, inputs.shape[-1], num_classes)
     history = fit_head(head, inputs, draw, settings)
     return head, predict_head(head, inputs, input_copies(kind)), history
+
+
+def summary_figures(report: dict[str, Any]) -> dict[str, float | None]:
+    """One method's headline figures: composite mAP and mmit-mAP per video and fused, fused by
+    composite order, and the held-out single top-1."""
+    figures = {
+        "composite_mAP": report["composite"]["videos"]["mAP"],
+        "composite_mmit_mAP": report["composite"]["videos"]["mmit_mAP"],
+        "composite_mAP_fused": report["composite"]["fused"]["mAP"],
+        "composite_mmit_mAP_fused": report["composite"]["fused"]["mmit_mAP"],
+    }
+    for order, figures_of_order in report["composite_by_order"].items():
+        figures[f"mAP_fused_{order}_errors"] = figures_of_order["fused"]["mAP"]
+        figures[f"mmit_mAP_fused_{order}_errors"] = figures_of_order["fused"]["mmit_mAP"]
+    figures["single_top1"] = report["single_top1"]["videos"]["top1"]
+    figures["single_top1_fused"] = report["single_top1"]["fused"]["top1"]
+    return figures
 
 
 def save_head(path: str | Path, kind: str, head: torch.nn.Module, features: Features, dim: int) -> None:
@@ -195,8 +230,17 @@ def run_imagine(
     orders: Sequence[int] = (2,),
     draws: int = DRAWS,
     baselines: bool = True,
+    release_checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train `kind` (and the baselines), score every method on the test videos, write metrics, plot, head."""
+    """Train `kind` (and the baselines), score every method on the test videos, write metrics, plot, head.
+
+    With `release_checkpoint` (kind fc), the release's ImagineNet-FC weights are scored instead of
+    training the fc head.
+    """
+    if release_checkpoint is not None:
+        if kind != "fc":
+            raise CprCoachError("the release's checkpoint is an fc head", fix="pass --head fc with it")
+        kind = RELEASE_FC
     features = load_features(features_path)
     codes = list(features.meta["classes"])
     composite = features.multi_hot.sum(axis=1) >= 2
@@ -207,7 +251,7 @@ def run_imagine(
     reports, timings = {}, {}
     for method in methods:
         started = time.perf_counter()
-        head, scores, history = train_method(method, features, settings, device, orders, draws)
+        head, scores, history = train_method(method, features, settings, device, orders, draws, release_checkpoint)
         timings[method] = round(time.perf_counter() - started, 2)
         reports[method] = score_report(
             scores, features.multi_hot, features.view, features.recording, composite, heldout, codes
@@ -227,15 +271,17 @@ def run_imagine(
                 log.info("%s: loss %.4f -> %.4f over %d epochs", method, first, last, len(history))
             if checkpoint is not None:
                 inputs = features.tokens if kind in TOKEN_HEADS else features.pooled
-                save_head(checkpoint, kind, head, features, inputs.shape[-1])
+                save_head(checkpoint, "fc" if kind == RELEASE_FC else kind, head, features, inputs.shape[-1])
     train = (features.split == "train") & features.is_single
     metrics = {
         "modality": features.meta.get("modality"),
         "head": kind,
         "features": str(features_path),
+        "features_source": features.meta.get("source", "cprcoach model backbone"),
+        "release_checkpoint": str(release_checkpoint) if release_checkpoint is not None else None,
         "backbone_checkpoint": features.meta.get("checkpoint"),
         "seed": settings.seed,
-        "epochs": settings.epochs if kind != "backbone" else features.meta.get("epochs"),
+        "epochs": {"backbone": features.meta.get("epochs"), RELEASE_FC: None}.get(kind, settings.epochs),
         "settings": asdict(settings),
         "imagination": {
             "orders": list(orders),
@@ -250,17 +296,7 @@ def run_imagine(
         "timings": {"train_and_score_s": timings, "backbone": features.meta.get("timings")},
         **reports[kind],
         "baselines": {m: reports[m] for m in methods[1:]},
-        "summary": {
-            m: {
-                "composite_mAP": r["composite"]["videos"]["mAP"],
-                "composite_mmit_mAP": r["composite"]["videos"]["mmit_mAP"],
-                "composite_mAP_fused": r["composite"]["fused"]["mAP"],
-                "composite_mmit_mAP_fused": r["composite"]["fused"]["mmit_mAP"],
-                "single_top1": r["single_top1"]["videos"]["top1"],
-                "single_top1_fused": r["single_top1"]["fused"]["top1"],
-            }
-            for m, r in reports.items()
-        },
+        "summary": {m: summary_figures(r) for m, r in reports.items()},
     }
     write_json_atomic(metrics_path, metrics)
     plot_class_ap(
@@ -289,6 +325,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--draws", type=int, default=DRAWS, help="imagined samples per class combination per epoch")
     parser.add_argument("--triples", action="store_true", help="imagine three-error composites too")
     parser.add_argument("--no-baselines", action="store_true", help="score only --head")
+    parser.add_argument(
+        "--release-checkpoint",
+        type=Path,
+        help="with --head fc: score the release's ImagineNet-FC weights (ST-GCN_pre-trained.pth) instead of training",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ...")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
@@ -315,4 +356,5 @@ def run(args: argparse.Namespace) -> None:
         orders=(2, 3) if args.triples else (2,),
         draws=args.draws,
         baselines=not args.no_baselines,
+        release_checkpoint=args.release_checkpoint,
     )

@@ -13,6 +13,8 @@ no scikit-learn at run time (the tests check the two agree).
 - top-1: share of single-class videos whose highest score is their class.
 - fused: the 4 views of one recording (participant, label, take) scored as one video whose
   scores are the mean of the views' scores.
+- by order: the same figures for the composites of 2, 3 and 4 errors apart (the release tests on
+  the two-error composites alone).
 """
 
 from __future__ import annotations
@@ -106,7 +108,8 @@ def score_report(
     codes: Sequence[str],
 ) -> dict:
     """Every figure of one method: composites (multi-label) and held-out singles (top-1), each over
-    all videos, per view and fused over views."""
+    all videos, per view and fused over views; and the composites of each order (2, 3, 4 errors)
+    over all videos and fused. Index 0 of the labels is the correct class."""
     views, recordings = np.asarray(views), np.asarray(recordings)
     report: dict = {}
     for kind, mask in (("composite", composite), ("single_top1", heldout_single)):
@@ -116,5 +119,15 @@ def score_report(
             "videos": _summary(kind, y, s, codes),
             "views": {view: _summary(kind, y[v == view], s[v == view], codes) for view in sorted(set(v))},
             "fused": _summary(kind, fused_y, fused_s, codes),
+        }
+    errors = multi_hot.sum(axis=1) - multi_hot[:, 0]
+    report["composite_by_order"] = {}
+    for order in sorted({int(e) for e in errors[composite]}):
+        mask = composite & (errors == order)
+        y, s = multi_hot[mask], scores[mask]
+        fused_y, fused_s, _ = fuse(y, s, recordings[mask])
+        report["composite_by_order"][str(order)] = {
+            "videos": multilabel_summary(y, s, codes),
+            "fused": multilabel_summary(fused_y, fused_s, codes),
         }
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def plot_class_ap(
     names: Mapping[str, str] | None = None,
 ) -> None:
     """methods: name -> {class code: AP or None}; classes with no AP in any method are left out.
-    `names` (code -> short name) labels the classes under their codes."""
+    `names` (code -> official name) labels the classes under their codes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,7 +32,8 @@ def plot_class_ap(
         label = f"{name} (mAP {score:.3f})" if score is not None else name
         axes.bar(positions, [aps.get(c) or 0.0 for c in codes], width, label=label)
     names = names or {}
-    axes.set_xticks(range(len(codes)), [f"{c}\n{names[c]}" if c in names else c for c in codes], fontsize=7)
+    labels = [f"{c}\n" + "\n".join(textwrap.wrap(names[c], 12)) if c in names else c for c in codes]
+    axes.set_xticks(range(len(codes)), labels, fontsize=7)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("average precision")
     axes.set_title(title, fontsize=10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cprcoach.dispatch import dispatch, run_module_parser
+from cprcoach.dispatch import dispatch
 
 COMMANDS = {
     "estimate": ("cprcoach.pose.estimate", "2D skeleton of the rescuer in one clip -> one .npz"),
@@ -15,4 +15,4 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    dispatch("cprcoach pose", __doc__, COMMANDS, argv, run_module_parser)
+    dispatch("cprcoach pose", __doc__, COMMANDS, argv)

@@ -3,9 +3,7 @@ tabulate the dataset statistics, export for pyskl/mmaction2, and benchmark readi
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from types import ModuleType
 
 from cprcoach.dispatch import dispatch
 
@@ -14,23 +12,21 @@ COMMANDS = {
     "check": ("cprcoach.shards.check", "validate shards against the index and their sidecars"),
     "index": ("cprcoach.shards.index", "the index table of every video of the shards"),
     "stats": ("cprcoach.shards.stats", "the dataset statistics table (the CPR-Coach README's)"),
-    "export-skeleton": ("cprcoach.shards.export", "the skeletons as a pyskl / mmaction2 annotation pickle"),
-    "export-rawframes": ("cprcoach.shards.export", "RGB and flow JPEGs in the mmaction2 rawframes layout"),
+    "export-skeleton": (
+        "cprcoach.shards.export",
+        "the skeletons as a pyskl / mmaction2 annotation pickle",
+        "build_skeleton_parser",
+        "run_skeleton",
+    ),
+    "export-rawframes": (
+        "cprcoach.shards.export",
+        "RGB and flow JPEGs in the mmaction2 rawframes layout",
+        "build_rawframes_parser",
+        "run_rawframes",
+    ),
     "bench": ("cprcoach.shards.benchmark", "read throughput and bytes per frame, shards against JPEG files"),
 }
-# Commands sharing a module name their parser and runner; the rest use build_parser and run.
-ENTRIES = {
-    "export-skeleton": ("build_skeleton_parser", "run_skeleton"),
-    "export-rawframes": ("build_rawframes_parser", "run_rawframes"),
-}
-
-
-def run_command(module: ModuleType, prog: str, args: Sequence[str]) -> None:
-    """Entry for dispatch: `prog` is `cprcoach shards COMMAND`."""
-    build, run = ENTRIES.get(prog.rsplit(" ", 1)[-1], ("build_parser", "run"))
-    parser = getattr(module, build)(argparse.ArgumentParser(prog=prog, description=module.__doc__))
-    getattr(module, run)(parser.parse_args(args))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    dispatch("cprcoach shards", __doc__, COMMANDS, argv, run_command)
+    dispatch("cprcoach shards", __doc__, COMMANDS, argv)

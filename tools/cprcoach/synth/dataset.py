@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cprcoach.classes import ClassTable, load_classes
+from cprcoach.classes import ClassTable, LabelError, load_classes
 from cprcoach.config import load_config
 from cprcoach.errors import ConfigError, cli_errors
 from cprcoach.logs import setup_logging
@@ -28,34 +28,65 @@ from cprcoach.video.encode import H264Writer
 log = logging.getLogger("cprcoach.synth")
 
 
-def select_labels(table: ClassTable, singles: str | list[str], composites: str | int | list[str]) -> list[str]:
-    """The classes to record: synth.singles then synth.composites, checked against the table.
+def _resolved(table: ClassTable, labels: list[str], kind: str) -> tuple[list[str], list[str]]:
+    """Codes of `labels` written with any aliases, and a problem line for each that is not a `kind` class."""
+    codes, problems = [], []
+    for label in labels:
+        try:
+            code = table.resolve(label)
+        except LabelError as error:
+            problems.append(str(error))
+            continue
+        if table.is_composite(code) != (kind == "composite"):
+            problems.append(f"{label!r} is not a {kind} class")
+        codes.append(code)
+    return codes, problems
 
-    An integer n of composites takes n spread evenly over the table's composite list, so
-    2-, 3- and 4-error classes all appear.
+
+def composite_rotation(table: ClassTable, seed: int) -> list[str]:
+    """The table's composites in a seeded order in which 2-, 3- and 4-error composites take turns in
+    proportion to their numbers, so any run of consecutive entries mixes them as the table does."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x434F4D50]))
+    by_order: dict[int, list[str]] = {}
+    for code in table.composite_codes:
+        by_order.setdefault(table.n_errors(code), []).append(code)
+    keyed = []
+    for codes in by_order.values():
+        shuffled = [codes[i] for i in rng.permutation(len(codes))]
+        keyed += [((rank + 0.5) / len(codes), code) for rank, code in enumerate(shuffled)]
+    return [code for _, code in sorted(keyed)]
+
+
+def select_labels(
+    table: ClassTable,
+    singles: str | list[str],
+    composites: str | int | list[str],
+    *,
+    participant: int = 1,
+    seed: int = 0,
+) -> list[str]:
+    """The classes participant `participant` (1-based) records: synth.singles then synth.composites.
+
+    An integer n of composites gives each participant its own n of the table's composites: the
+    next n of composite_rotation, so that the participants together perform every composite as
+    soon as n times their number reaches the table's count. Labels may use any alias; they are
+    checked against the table and come back as codes.
     """
-    chosen_singles = table.single_codes if singles == "all" else list(singles)
+    chosen_singles, problems = _resolved(table, table.single_codes if singles == "all" else list(singles), "single")
     if composites == "all":
         chosen_composites = table.composite_codes
     elif isinstance(composites, int):
-        listed = table.composite_codes
-        picks = (
-            np.unique(np.round(np.linspace(0, len(listed) - 1, min(composites, len(listed)))).astype(int))
-            if composites and listed
-            else []
-        )
-        chosen_composites = [listed[i] for i in picks]
+        rotation = composite_rotation(table, seed)
+        count = min(composites, len(rotation))
+        chosen_composites = [rotation[((participant - 1) * count + i) % len(rotation)] for i in range(count)]
     else:
-        chosen_composites = list(composites)
-    problems = [
-        f"{c} (not a single class)" for c in chosen_singles if not (table.is_known(c) and not table.is_composite(c))
-    ]
-    problems += [f"{c} (not a composite class)" for c in chosen_composites if not table.is_composite(c)]
+        chosen_composites, more = _resolved(table, list(composites), "composite")
+        problems += more
     if problems:
         raise ConfigError(
-            "unknown class codes in synth: " + ", ".join(problems),
+            "labels in synth that the generator cannot record:\n    " + "\n    ".join(problems),
             path=table.source,
-            fix='use codes of the class table in synth.singles / synth.composites, or "all"',
+            fix='use classes of the class table in synth.singles / synth.composites (codes, indices or names), or "all"',
         )
     labels = chosen_singles + chosen_composites
     unsupported = sorted({e for code in labels for e in table.errors_of(code) if e != "E00" and e not in ERROR_EFFECTS})
@@ -70,21 +101,23 @@ def select_labels(table: ClassTable, singles: str | list[str], composites: str |
 
 def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> list[VideoSpec]:
     """Every video of the synthetic dataset, in a fixed order (participant, view, label, take)."""
-    synth = config.get("synth", {})
-    table = load_classes(config.get("classes"))
-    labels = select_labels(table, synth.get("singles", "all"), synth.get("composites", 12))
+    synth = config["synth"]
+    table = load_classes(config["classes"])
     source = config["video"]["source"]
     width, height, fps = int(source["width"]), int(source["height"]), float(source["fps"])
     views = list(config["views"])
     make_rig(views, width, height)  # reject a view count the rig cannot place, before any work
-    frames = max(1, round(float(synth.get("seconds", 4.0)) * fps))
+    frames = max(1, round(float(synth["seconds"]) * fps))
     root = Path(raw_dir if raw_dir is not None else config["raw_dir"])
     specs = []
-    for participant in range(1, int(synth.get("participants", 3)) + 1):
+    for participant in range(1, int(synth["participants"]) + 1):
+        labels = select_labels(
+            table, synth["singles"], synth["composites"], participant=participant, seed=int(synth["seed"])
+        )
         for view_index, view in enumerate(views):
             for label in labels:
-                for take in range(1, int(synth.get("takes", 1)) + 1):
-                    name = config.get("raw_pattern", "{participant}/{view}/{label}_{take}.mp4").format(
+                for take in range(1, int(synth["takes"]) + 1):
+                    name = config["raw_pattern"].format(
                         participant=f"P{participant:02d}", view=view, label=label, take=f"{take:02d}"
                     )
                     specs.append(
@@ -101,8 +134,9 @@ def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> li
                             height=height,
                             fps=fps,
                             frames=frames,
-                            seed=int(synth.get("seed", 0)),
-                            noise=float(synth.get("noise", 3.0)),
+                            seed=int(synth["seed"]),
+                            noise=float(synth["noise"]),
+                            severity=(float(synth["severity"][0]), float(synth["severity"][1])),
                         )
                     )
     return specs
@@ -144,7 +178,7 @@ def generate_dataset(config: dict[str, Any], raw_dir: str | Path | None = None, 
     skipped = len(specs) - len(todo)
     if skipped:
         log.info("skipping %d of %d videos already rendered (--force re-renders them)", skipped, len(specs))
-    workers = min(int(config.get("synth", {}).get("workers", 2)), max(1, len(todo)))
+    workers = min(int(config["synth"]["workers"]), max(1, len(todo)))
     progress = tqdm(total=len(todo), desc="synth", unit="video", disable=not todo)
     try:
         if workers <= 1:

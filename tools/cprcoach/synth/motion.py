@@ -1,21 +1,29 @@
-"""Compression motion: the parameters of one take, the 13 errors as changes of them, the waveform.
+"""Compression motion: the parameters of one take, the 13 official errors as changes of them, the waveform.
 
-Every error is a change of the correct motion's parameters, so a composite class simply
-applies the changes of each of its errors in turn (exclusive errors never meet: the class
-table guarantees it).
+Every error is a physical change of the correct motion (classes.md says what the camera sees), so a
+composite class applies the changes of each of its errors in turn (errors of one exclusive group
+never meet: the class table guarantees it). Each error comes with a severity in [0, 1] drawn per
+take: 0 is its mildest form, 1 its strongest (the ranges are in ERROR_RANGES), so the dataset holds
+errors that are easy and hard to see, as real trainees make them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 HANDS_INTERLOCKED = "interlocked"
-HANDS_OVERLEAP = "overleap"
+HANDS_OVERLAP = "overlap"
+HANDS_CLENCHED = "clenched"
 HANDS_SINGLE = "single"
+IDLE_THIGH = "thigh"
+IDLE_SIDE = "side"
+KNEELING = "kneeling"
+SQUATTING = "squatting"
+STANDING = "standing"
 
 
 @dataclass(frozen=True)
@@ -26,114 +34,162 @@ class MotionParams:
     jitter: float  # relative standard deviation of each compression's period
     phase: float  # where in the first compression the clip starts, in cycles
     depth: float  # peak compression depth, m
-    residual: float = 0.0  # depth still held at the top of each compression (no recoil), m
-    bounce: float = 0.0  # height the hands lift off the chest at each release, m
+    residual: float = 0.0  # depth still held at the top of each compression (a habit), m
+    hand_lift: float = 0.0  # height the hands leave the chest at each release (jump pressing), m
+    body_lift: float = 0.0  # height the hips rise at each release (jump pressing), m
     hand_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # hands from the lower sternum, m
+    wander: float = 0.002  # standard deviation of each compression's own hand spot, m
     hands: str = HANDS_INTERLOCKED
+    hand_spread: float = 0.022  # half the distance between the wrists, m
+    fist: float = 0.0  # how far the clenched fists raise the wrists above the interlocked hands', m
+    idle_hand: str = IDLE_THIGH  # where the free hand of a single-hand compression is
     arm_reach: float = 1.0  # shoulder-to-wrist distance at the top, as a fraction of the arm's length
     arm_flex: float = 0.0  # further fraction lost at full compression (elbows flex while pushing)
-    lean_back: float = 0.0  # how much farther back the rescuer kneels than vertical arms need, m
+    lean_back: float = 0.0  # how much farther back the rescuer is than vertical arms need, m
     lean_side: float = 0.0  # sideways roll of the torso, rad (+ toward the manikin's head)
+    posture: str = KNEELING
+    hip_height: float = 0.0  # squatting: the hips' height above the floor for a 1.70 m body, m
+    knee_flex: float = 0.0  # standing: how far the knees bend, rad
 
 
-def _hands_high(p: MotionParams) -> MotionParams:
-    """E01: hands toward the neck (the manikin's head is +x)."""
-    return dataclasses.replace(p, hand_offset=_shift(p.hand_offset, x=0.08))
+@dataclass(frozen=True)
+class ErrorRange:
+    """An error's mildest (severity 0) and strongest (severity 1) values."""
+
+    mild: float
+    strong: float
+
+    def at(self, severity: float) -> float:
+        return self.mild + (self.strong - self.mild) * float(severity)
 
 
-def _hands_low(p: MotionParams) -> MotionParams:
-    """E02: hands on the xiphoid / upper abdomen (toward the feet, -x)."""
-    return dataclasses.replace(p, hand_offset=_shift(p.hand_offset, x=-0.08))
+# The magnitude of each error from mild to strong, in the units of the parameter it sets.
+ERROR_RANGES: dict[str, dict[str, ErrorRange]] = {
+    "E01": {"hand_spread": ErrorRange(0.05, 0.1)},  # wrists apart, crossed, m
+    "E02": {"fist": ErrorRange(0.02, 0.04), "hand_spread": ErrorRange(0.012, 0.006)},
+    "E04": {"arm_reach": ErrorRange(0.93, 0.8), "arm_flex": ErrorRange(0.04, 0.1)},
+    "E05": {"lean_back": ErrorRange(0.1, 0.22), "lean_side": ErrorRange(0.12, 0.3)},
+    "E06": {"hand_lift": ErrorRange(0.008, 0.04), "body_lift": ErrorRange(0.012, 0.07)},
+    "E07": {"hip_height": ErrorRange(0.5, 0.36)},  # hips above the floor, m for 1.70 m
+    "E08": {"knee_flex": ErrorRange(0.5, 0.08)},  # rad
+    "E09": {"offset": ErrorRange(0.06, 0.13)},  # m from the lower sternum
+    "E10": {"depth": ErrorRange(0.04, 0.015)},  # m
+    "E11": {"rate": ErrorRange(90.0, 60.0)},  # per minute
+    "E12": {"depth": ErrorRange(0.068, 0.09)},  # m
+    "E13": {"wander": ErrorRange(0.05, 0.09)},  # m, each compression's spot
+}
+
+# Wrong position: too high (toward the neck, +x), too low (the abdomen, -x), or off the sternum to
+# either side (across the chest, the rescuer's far or near ribs).
+WRONG_SPOTS = ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0))
 
 
-def _hands_left(p: MotionParams) -> MotionParams:
-    """E03: hands off the sternum to the rescuer's left, read as the far ribs (+y).
-
-    The rescuer kneels at the patient's side, so the sternum runs along the rescuer's own
-    left-right axis; sliding along it is hands high/low (E01/E02). The only sideways
-    displacement left off the sternum is across the chest: E03 is taken as away from the
-    rescuer (far ribs) and E04 as toward the rescuer (near ribs).
-    """
-    return dataclasses.replace(p, hand_offset=_shift(p.hand_offset, y=0.07))
+def _range(code: str, key: str, severity: float) -> float:
+    return ERROR_RANGES[code][key].at(severity)
 
 
-def _hands_right(p: MotionParams) -> MotionParams:
-    """E04: hands off the sternum to the rescuer's right, read as the near ribs (-y); see E03."""
-    return dataclasses.replace(p, hand_offset=_shift(p.hand_offset, y=-0.07))
+def _overlap_hands(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E01: hands one on the other but crossed, fingers not interlocked, spread on the ribs."""
+    return dataclasses.replace(p, hands=HANDS_OVERLAP, hand_spread=_range("E01", "hand_spread", s))
 
 
-def _bent_arms(p: MotionParams) -> MotionParams:
-    """E05: shoulders held low and close, elbows flexed, flexing further during the push."""
-    return dataclasses.replace(p, arm_reach=0.84, arm_flex=0.08)
+def _clenching_hands(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E02: one hand clasps the other's fist, which presses with the knuckles: the wrists sit close
+    together and higher, by the height of the fist."""
+    return dataclasses.replace(
+        p, hands=HANDS_CLENCHED, fist=_range("E02", "fist", s), hand_spread=_range("E02", "hand_spread", s)
+    )
 
 
-def _overleap_hands(p: MotionParams) -> MotionParams:
-    """E06: hands stacked crosswise without interlocking: wrists apart and crossed."""
-    return dataclasses.replace(p, hands=HANDS_OVERLEAP)
+def _single_hand(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E03: one hand compresses; the other hangs at the side or rests on the thigh."""
+    return dataclasses.replace(p, hands=HANDS_SINGLE, idle_hand=(IDLE_THIGH, IDLE_SIDE)[int(rng.integers(2))])
 
 
-def _single_hand(p: MotionParams) -> MotionParams:
-    """E07: one hand compresses, the other rests on the thigh."""
-    return dataclasses.replace(p, hands=HANDS_SINGLE)
+def _bending_arms(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E04: the shoulders are held low and close, the elbows flexed, and they flex further during the push."""
+    return dataclasses.replace(p, arm_reach=_range("E04", "arm_reach", s), arm_flex=_range("E04", "arm_flex", s))
 
 
-def _rate_fast(p: MotionParams) -> MotionParams:
-    """E08: about 150 per minute (the participant's own tempo shifts it a little)."""
-    return dataclasses.replace(p, rate=150.0 + 0.5 * (p.rate - 110.0))
+def _tilting_arms(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E05: straight arms slanted from vertical: the rescuer is back from the hands, leans to one side, or both."""
+    back, side = ((True, False), (False, True), (True, True))[int(rng.integers(3))]
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    return dataclasses.replace(
+        p,
+        lean_back=p.lean_back + (_range("E05", "lean_back", s) if back else 0.0),
+        lean_side=p.lean_side + (sign * _range("E05", "lean_side", s) if side else 0.0),
+    )
 
 
-def _rate_slow(p: MotionParams) -> MotionParams:
-    """E09: about 70 per minute."""
-    return dataclasses.replace(p, rate=70.0 + 0.5 * (p.rate - 110.0))
+def _jump_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E06: the whole body bounces: hips and knees lift with each release, the hands leave the chest."""
+    return dataclasses.replace(
+        p, hand_lift=_range("E06", "hand_lift", s), body_lift=_range("E06", "body_lift", s), residual=0.0
+    )
 
 
-def _too_shallow(p: MotionParams) -> MotionParams:
-    """E10: about 2 cm deep instead of 5-6 cm."""
-    return dataclasses.replace(p, depth=p.depth * 0.38)
+def _squatting(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E07: squatting on the feet (knees up, hips low) instead of kneeling."""
+    return dataclasses.replace(p, posture=SQUATTING, hip_height=_range("E07", "hip_height", s))
 
 
-def _no_recoil(p: MotionParams) -> MotionParams:
-    """E11: keeps leaning: the chest never comes back to the top between compressions."""
-    return dataclasses.replace(p, residual=0.4 * p.depth)
+def _standing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E08: standing on straight or slightly bent legs, bent over at the waist."""
+    return dataclasses.replace(p, posture=STANDING, knee_flex=_range("E08", "knee_flex", s))
 
 
-def _bouncing(p: MotionParams) -> MotionParams:
-    """E12: the hands leave the chest by several cm at each release."""
-    return dataclasses.replace(p, bounce=0.045)
+def _wrong_position(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E09: the hands press one wrong spot all along: too high, too low, or to one side of the sternum."""
+    dx, dy = WRONG_SPOTS[int(rng.integers(len(WRONG_SPOTS)))]
+    distance = _range("E09", "offset", s)
+    x, y, z = p.hand_offset
+    return dataclasses.replace(p, hand_offset=(x + dx * distance, y + dy * distance, z))
 
 
-def _not_vertical(p: MotionParams) -> MotionParams:
-    """E13: kneels back and leans sideways, so the shoulders are not above the sternum."""
-    return dataclasses.replace(p, lean_back=0.17, lean_side=0.22)
+def _insufficient_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E10: too shallow, well under 5 cm."""
+    return dataclasses.replace(p, depth=_range("E10", "depth", s))
 
 
-def _shift(offset: tuple[float, float, float], x: float = 0.0, y: float = 0.0) -> tuple[float, float, float]:
-    return (offset[0] + x, offset[1] + y, offset[2])
+def _slow_frequency(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E11: too slow, well under 100 a minute (the participant's own tempo shifts it a little)."""
+    return dataclasses.replace(p, rate=_range("E11", "rate", s) + 0.3 * (p.rate - 110.0))
 
 
-ERROR_EFFECTS: dict[str, Callable[[MotionParams], MotionParams]] = {
-    "E01": _hands_high,
-    "E02": _hands_low,
-    "E03": _hands_left,
-    "E04": _hands_right,
-    "E05": _bent_arms,
-    "E06": _overleap_hands,
-    "E07": _single_hand,
-    "E08": _rate_fast,
-    "E09": _rate_slow,
-    "E10": _too_shallow,
-    "E11": _no_recoil,
-    "E12": _bouncing,
-    "E13": _not_vertical,
+def _excessive_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E12: too deep, well over 6 cm: the rescuer drops the body onto the chest."""
+    return dataclasses.replace(p, depth=_range("E12", "depth", s))
+
+
+def _random_position_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
+    """E13: the hands wander: each compression lands on another spot of the chest."""
+    return dataclasses.replace(p, wander=_range("E13", "wander", s))
+
+
+ERROR_EFFECTS: dict[str, Callable[[MotionParams, float, np.random.Generator], MotionParams]] = {
+    "E01": _overlap_hands,
+    "E02": _clenching_hands,
+    "E03": _single_hand,
+    "E04": _bending_arms,
+    "E05": _tilting_arms,
+    "E06": _jump_pressing,
+    "E07": _squatting,
+    "E08": _standing,
+    "E09": _wrong_position,
+    "E10": _insufficient_pressing,
+    "E11": _slow_frequency,
+    "E12": _excessive_pressing,
+    "E13": _random_position_pressing,
 }
 
 
-def apply_errors(correct: MotionParams, errors: list[str] | tuple[str, ...]) -> MotionParams:
-    """The motion of a class: the correct motion changed by each error (E00 changes nothing)."""
+def apply_errors(correct: MotionParams, severities: Mapping[str, float], rng: np.random.Generator) -> MotionParams:
+    """The motion of a class: the correct motion changed by each error at its severity (E00 changes nothing)."""
     params = correct
-    for code in errors:
+    for code, severity in severities.items():
         if code != "E00":
-            params = ERROR_EFFECTS[code](params)
+            params = ERROR_EFFECTS[code](params, severity, rng)
     return params
 
 
@@ -142,7 +198,9 @@ class Compressions:
     """The compression signal sampled at the frame times."""
 
     depth: np.ndarray  # (T,) how far the chest is pressed down, m
-    lift: np.ndarray  # (T,) how far the hands are above the chest surface (bouncing), m
+    hand_lift: np.ndarray  # (T,) how far the hands are above the chest surface, m
+    body_lift: np.ndarray  # (T,) how far the hips are above where they kneel, squat or stand, m
+    spot: np.ndarray  # (T, 2) where the hands press, x and y from the take's own spot, m
     starts: np.ndarray  # start times of the compressions that begin inside the clip, s
 
 
@@ -156,12 +214,17 @@ def press_profile(u: np.ndarray) -> np.ndarray:
 
 
 def compressions(params: MotionParams, times: np.ndarray, rng: np.random.Generator) -> Compressions:
-    """Sample depth and hand lift at `times` (s): one period and one depth per compression, jittered."""
+    """Sample depth, lifts and hand spot at `times` (s): one period, depth and spot per compression, jittered.
+
+    The hands move to a compression's spot in the first fifth of its cycle, while the chest is
+    still near the top, and stay there for the rest of it.
+    """
     period = 60.0 / params.rate
     duration = float(times[-1]) + period if len(times) else period
     count = int(np.ceil(duration / period * 1.5)) + 2
     jitter = np.clip(rng.standard_normal(count), -2.0, 2.0)
     depth_jitter = np.clip(rng.standard_normal(count), -2.0, 2.0)
+    spots = np.clip(rng.standard_normal((count, 2)), -2.5, 2.5) * params.wander
     periods = period * (1.0 + params.jitter * jitter)
     starts = -params.phase * period + np.concatenate([[0.0], np.cumsum(periods[:-1])])
     index = np.searchsorted(starts, times, side="right") - 1
@@ -169,6 +232,14 @@ def compressions(params: MotionParams, times: np.ndarray, rng: np.random.Generat
     peak = params.depth * (1.0 + 0.04 * depth_jitter[index])
     shape = press_profile(u)
     depth = params.residual + (peak - params.residual) * shape
-    lift = params.bounce * (1.0 - shape) ** 6
+    released = (1.0 - shape) ** 2
+    moving = np.clip(u / 0.2, 0.0, 1.0)[:, None]
+    previous = spots[np.maximum(index - 1, 0)]
     inside = starts[(starts >= 0.0) & (starts <= (times[-1] if len(times) else 0.0))]
-    return Compressions(depth=depth, lift=lift, starts=inside)
+    return Compressions(
+        depth=depth,
+        hand_lift=params.hand_lift * released**3,
+        body_lift=params.body_lift * released,
+        spot=previous + (spots[index] - previous) * (3 * moving**2 - 2 * moving**3),
+        starts=inside,
+    )

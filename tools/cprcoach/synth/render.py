@@ -20,6 +20,7 @@ import numpy as np
 from cprcoach.synth import manikin
 from cprcoach.synth.body import Participant, PoseSequence
 from cprcoach.synth.camera import TARGET, Camera, make_camera
+from cprcoach.synth.motion import HANDS_CLENCHED
 from cprcoach.synth.take import Take, VideoSpec, simulate
 
 LIGHT = np.array([0.35, 0.45, 1.0]) / np.linalg.norm([0.35, 0.45, 1.0])
@@ -27,6 +28,7 @@ LIGHT = np.array([0.35, 0.45, 1.0]) / np.linalg.norm([0.35, 0.45, 1.0])
 SHADES = ((1.0, 0.0, 0.6), (0.82, 0.18, 0.84), (0.52, 0.4, 1.04))
 SHIFT = 4  # sub-pixel bits of the fills
 SHOES = (40, 40, 45)
+FIST_RADII = (0.042, 0.04)  # wrist and knuckles of a clenched hand, for a 1.70 m body
 EYES = (45, 35, 35)
 
 # The room: its floor rectangle (world metres, x0, y0, x1, y1) with walls on its edges, and the ceiling height.
@@ -57,8 +59,8 @@ _BODY: tuple[tuple[tuple[int, ...], tuple[float, ...], str], ...] = (
     ((6, 8), (0.055, 0.045), "shirt"),
     ((7, 9), (0.042, 0.03), "sleeve"),
     ((8, 10), (0.042, 0.03), "sleeve"),
-    ((9, 26), (0.032, 0.024), "skin"),
-    ((10, 27), (0.032, 0.024), "skin"),
+    ((9, 26), (0.032, 0.024), "hand"),
+    ((10, 27), (0.032, 0.024), "hand"),
     ((18, 28), (0.05, 0.05), "skin"),
     ((28,), (0.10,), "skin"),
     ((29,), (0.094,), "hair"),
@@ -91,17 +93,23 @@ def _materials(person: Participant) -> dict[str, tuple[int, int, int]]:
         "sleeve": person.shirt if person.long_sleeves else person.skin,
         "trousers": person.trousers,
         "skin": person.skin,
+        "hand": person.skin,
         "hair": person.hair,
         "shoes": SHOES,
         "eyes": EYES,
     }
 
 
-def rescuer_solids(points: np.ndarray, person: Participant) -> list[Solid]:
-    """The rescuer's solids for one frame's points (33, 3)."""
+def rescuer_solids(points: np.ndarray, person: Participant, hands: str) -> list[Solid]:
+    """The rescuer's solids for one frame's points (33, 3); clenched hands are drawn as fists."""
     colours = _materials(person)
     return [
-        Solid(points[list(idx)], np.array(radii) * person.scale, colours[material]) for idx, radii, material in _BODY
+        Solid(
+            points[list(idx)],
+            np.array(FIST_RADII if material == "hand" and hands == HANDS_CLENCHED else radii) * person.scale,
+            colours[material],
+        )
+        for idx, radii, material in _BODY
     ]
 
 
@@ -290,7 +298,7 @@ def scene_background(spec: VideoSpec, take: Take, camera: Camera) -> np.ndarray:
     """The room with contact shadows and the static manikin: what every frame starts from."""
     image = room(spec.seed, spec.participant, spec.view_index, spec.view, spec.width, spec.height).copy()
     person = take.person
-    first = rescuer_solids(_points(take.poses, person.scale)[0], person)
+    first = rescuer_solids(_points(take.poses, person.scale)[0], person, take.poses.hands)
     grounded = [
         solid for solid, (_, _, material) in zip(first, _BODY, strict=True) if material in ("trousers", "shoes")
     ]
@@ -317,7 +325,7 @@ def render_frames(
         np.copyto(frame, background)
         draw_solids(frame, camera, [Solid(*manikin.chest_dome(float(take.signal.depth[i])))])
         if rescuer:
-            draw_solids(frame, camera, rescuer_solids(points[i], take.person))
+            draw_solids(frame, camera, rescuer_solids(points[i], take.person, take.poses.hands))
         if noise and spec.noise > 0:
             cv2.setRNGSeed(int(seeds[i]))
             cv2.randn(grain, 0.0, spec.noise)

@@ -20,8 +20,8 @@ from cprcoach.synth.camera import Camera
 from cprcoach.synth.manikin import CHEST_POINT
 from cprcoach.synth.take import Take, VideoSpec
 
-FORMAT = "cprcoach-synth-gt/1"
-_ARRAYS = ("keypoints_2d", "visible", "keypoints_3d", "chest_depth", "hand_lift")
+FORMAT = "cprcoach-synth-gt/2"
+_ARRAYS = ("keypoints_2d", "visible", "keypoints_3d", "chest_depth", "hand_lift", "body_lift", "hand_spot")
 
 
 def sidecar_path(video_path: str | Path) -> Path:
@@ -53,8 +53,11 @@ def build_sidecar(spec: VideoSpec, take: Take, camera: Camera) -> dict[str, Any]
         "keypoints_3d": points.tolist(),
         "chest_point": CHEST_POINT.tolist(),
         "chest_depth": np.round(take.signal.depth, 5).tolist(),
-        "hand_lift": np.round(take.signal.lift, 5).tolist(),
+        "hand_lift": np.round(take.signal.hand_lift, 5).tolist(),
+        "body_lift": np.round(take.signal.body_lift, 5).tolist(),
+        "hand_spot": np.round(take.signal.spot, 5).tolist(),
         "compression_starts": np.round(take.signal.starts, 4).tolist(),
+        "severity": take.severity,
         "motion": _rounded(asdict(take.motion)),
         "participant_params": asdict(take.person),
     }

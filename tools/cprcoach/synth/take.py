@@ -34,6 +34,7 @@ class VideoSpec:
     frames: int
     seed: int
     noise: float
+    severity: tuple[float, float] = (0.0, 1.0)  # range each error's severity is drawn from (0 mild, 1 strong)
     # Encoded as a camera would: the raw recordings, not the pipeline's working clips.
     crf: int = 18
     preset: str = "veryfast"
@@ -66,13 +67,18 @@ class Take:
     """What the rescuer did: identical in every view of the same participant, label and take."""
 
     person: Participant
+    severity: dict[str, float]  # each error's severity in this take, 0 (mild) to 1 (strong)
     motion: MotionParams
     signal: Compressions
     poses: PoseSequence
 
 
 def simulate(spec: VideoSpec) -> Take:
-    """The take's motion, drawn from (seed, participant, label, take): the view plays no part."""
+    """The take's motion, drawn from (seed, participant, label, take): the view plays no part.
+
+    The participant's habits make the correct motion; each error of the label then changes it at a
+    severity drawn from spec.severity.
+    """
     person = make_participant(spec.seed, spec.participant)
     rng = np.random.default_rng(
         np.random.SeedSequence([spec.seed, spec.participant, spec.label_key, spec.take, _MOTION])
@@ -82,11 +88,19 @@ def simulate(spec: VideoSpec) -> Take:
         jitter=person.jitter,
         phase=float(person.phase + rng.uniform(-0.15, 0.15)) % 1.0,
         depth=person.depth,
+        residual=person.residual,
+        hand_offset=person.hand_offset,
+        wander=person.wander,
+        hand_spread=person.hand_spread,
+        arm_reach=person.arm_reach,
+        lean_side=person.lean_side,
     )
-    motion = apply_errors(correct, spec.errors)
+    low, high = spec.severity
+    severity = {code: round(float(rng.uniform(low, high)), 4) for code in spec.errors if code != "E00"}
+    motion = apply_errors(correct, severity, rng)
     signal = compressions(motion, np.arange(spec.frames) / spec.fps, rng)
     hand_jitter = rng.normal(0.0, 0.006, 3) * np.array([1.0, 1.0, 0.0])
     poses = solve_poses(person, motion, signal, hand_jitter)
     # The sidecar stores 0.1 mm; rendering from the same rounded joints keeps the two identical.
     poses = dataclasses.replace(poses, keypoints=np.round(poses.keypoints, 4))
-    return Take(person=person, motion=motion, signal=signal, poses=poses)
+    return Take(person=person, severity=severity, motion=motion, signal=signal, poses=poses)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cprcoach.dispatch import dispatch, run_module_parser
+from cprcoach.dispatch import dispatch
 
 COMMANDS = {
     "resize": ("cprcoach.video.resize", "decode a raw video once and write every resized clip"),
@@ -15,4 +15,4 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    dispatch("cprcoach video", __doc__, COMMANDS, argv, run_module_parser)
+    dispatch("cprcoach video", __doc__, COMMANDS, argv)
