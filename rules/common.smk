@@ -37,19 +37,34 @@ POSE = config["pose"]
 SHARDS = config["shards"]
 MODEL = config["model"]
 CLIP_NAMES = list(VIDEO["clips"])
+VIEWS = config["views"]
 # One recording of one view, as it appears in every per-video path.
 VIDEO_STEM = "{participant}/{view}/{label}_{take}"
+# One recording (all its views): the per-video stages run one job per recording, so a job's start
+# and bookkeeping are paid once for its four views.
+RECORDING_STEM = "{participant}/{label}_{take}"
 
 
 def sample(wildcards):
-    """The sample-sheet row of the recording a job's wildcards name."""
+    """The sample-sheet row of the video a job's wildcards name."""
     return SAMPLES.loc[
         f"{wildcards.participant}_{wildcards.view}_{wildcards.label}_{wildcards.take}"
     ]
 
 
-def raw_video(wildcards):
-    return sample(wildcards)["path"]
+def views_of(pattern):
+    """A per-video path pattern for every view of a job's recording (the other wildcards stay)."""
+    return expand(pattern, view=VIEWS, allow_missing=True)
+
+
+def recording_videos(wildcards):
+    """The raw videos of a job's recording, one per view in the configured order."""
+    return [
+        SAMPLES.loc[
+            f"{wildcards.participant}_{view}_{wildcards.label}_{wildcards.take}", "path"
+        ]
+        for view in VIEWS
+    ]
 
 
 def per_video(pattern, samples=SAMPLES, **kwargs):
@@ -64,6 +79,11 @@ def per_video(pattern, samples=SAMPLES, **kwargs):
 
 def clip_path(clip):
     return f"{RESULTS}/clips/{VIDEO_STEM}.{clip}.mp4"
+
+
+def probe_path():
+    """The resize stage's sidecar of one video; its clips lie beside it (clip_path)."""
+    return f"{RESULTS}/clips/{VIDEO_STEM}.probe.json"
 
 
 def showcase_samples():
@@ -90,13 +110,13 @@ def pose_path():
 
 
 def pose_inputs(wildcards):
-    """The pose clip and its probe; with the groundtruth backend, the synthetic sidecar too."""
+    """A recording's pose clips and probes; with the groundtruth backend, the synthetic sidecars too."""
     inputs = {
-        "clip": clip_path(POSE["clip"]).format(**wildcards),
-        "probe": f"{RESULTS}/clips/{VIDEO_STEM}.probe.json".format(**wildcards),
+        "clips": expand(clip_path(POSE["clip"]), view=VIEWS, **wildcards),
+        "probes": expand(probe_path(), view=VIEWS, **wildcards),
     }
     if POSE["backend"] == "groundtruth":
-        inputs["sidecar"] = str(sidecar_path(raw_video(wildcards)))
+        inputs["sidecars"] = [str(sidecar_path(v)) for v in recording_videos(wildcards)]
     return inputs
 
 
@@ -145,7 +165,7 @@ def shard_inputs(wildcards):
         "rgb": per_video(clip_path(FLOW["clip"]), videos),
         "flow": per_video(flow_path(), videos),
         "pose": per_video(pose_path(), videos),
-        "probe": per_video(f"{RESULTS}/clips/{VIDEO_STEM}.probe.json", videos),
+        "probe": per_video(probe_path(), videos),
     }
 
 

@@ -3,20 +3,20 @@
 
 rule optical_flow:
     input:
-        clip=clip_path(FLOW["clip"]),
+        clips=views_of(clip_path(FLOW["clip"])),
     output:
-        flow_path(),
+        views_of(flow_path()),
     log:
-        f"{RESULTS}/logs/optical_flow/{VIDEO_STEM}.log",
+        f"{RESULTS}/logs/optical_flow/{RECORDING_STEM}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/optical_flow/{VIDEO_STEM}.tsv"
+        f"{RESULTS}/benchmarks/optical_flow/{RECORDING_STEM}.tsv"
     conda:
         "../envs/flow.yaml"
     threads: FLOW["threads"]
     resources:
         gpu=1 if FLOW["backend"] == "torch" and FLOW["device"] == "cuda" else 0,
         mem_mb=6000,
-        runtime=120,
+        runtime=480,
     params:
         backend=FLOW["backend"],
         device=FLOW["device"],
@@ -25,7 +25,7 @@ rule optical_flow:
         output=FLOW["output"],
         tvl1=json.dumps(FLOW["tvl1"], sort_keys=True),
     shell:
-        "python -m cprcoach.flow extract {input.clip:q} --out {output:q} --backend {params.backend}"
+        "python -m cprcoach.flow extract {input.clips:q} --out {output:q} --backend {params.backend}"
         " --device {params.device} --batch-size {params.batch_size} --bound {params.bound}"
         " --output {params.output} --tvl1 {params.tvl1:q} --threads {threads} > {log:q} 2>&1"
 

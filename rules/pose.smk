@@ -5,23 +5,23 @@ rule rescuer_pose:
     input:
         unpack(pose_inputs),
     output:
-        pose_path(),
+        views_of(pose_path()),
     log:
-        f"{RESULTS}/logs/rescuer_pose/{VIDEO_STEM}.log",
+        f"{RESULTS}/logs/rescuer_pose/{RECORDING_STEM}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/rescuer_pose/{VIDEO_STEM}.tsv"
+        f"{RESULTS}/benchmarks/rescuer_pose/{RECORDING_STEM}.tsv"
     conda:
         "../envs/pose.yaml"
     threads: POSE["threads"]
     resources:
         gpu=1 if POSE["backend"] == "alphapose" else 0,
         mem_mb=3000,
-        runtime=60,
+        runtime=240,
     params:
         backend=POSE["backend"],
         options=pose_options(),
     shell:
-        "python -m cprcoach.pose estimate {input.clip:q} --probe {input.probe:q} --out {output:q}"
+        "python -m cprcoach.pose estimate {input.clips:q} --probe {input.probes:q} --out {output:q}"
         " --backend {params.backend} {params.options} --threads {threads} > {log:q} 2>&1"
 
 

@@ -3,30 +3,30 @@
 
 rule resized_clips:
     input:
-        video=raw_video,
+        videos=recording_videos,
     output:
-        clips=[clip_path(clip) for clip in CLIP_NAMES],
-        probe=f"{RESULTS}/clips/{VIDEO_STEM}.probe.json",
+        clips=[path for clip in CLIP_NAMES for path in views_of(clip_path(clip))],
+        probes=views_of(probe_path()),
     log:
-        f"{RESULTS}/logs/resized_clips/{VIDEO_STEM}.log",
+        f"{RESULTS}/logs/resized_clips/{RECORDING_STEM}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/resized_clips/{VIDEO_STEM}.tsv"
+        f"{RESULTS}/benchmarks/resized_clips/{RECORDING_STEM}.tsv"
     conda:
         "../envs/video.yaml"
     threads: VIDEO["threads"]
     resources:
         mem_mb=3000,
-        runtime=30,
+        runtime=120,
     params:
-        clips=lambda wildcards, output: " ".join(
-            f"--clip {name}={size['width']}x{size['height']}:{path}"
-            for (name, size), path in zip(VIDEO["clips"].items(), output.clips)
+        clips=" ".join(
+            f"--clip {name}={size['width']}x{size['height']}"
+            for name, size in VIDEO["clips"].items()
         ),
         source_size=f"{VIDEO['source']['width']}x{VIDEO['source']['height']}",
         fps=VIDEO["source"]["fps"],
         encoder=VIDEO["encoder"],
     shell:
-        "python -m cprcoach.video resize {input.video:q} {params.clips} --probe {output.probe:q}"
+        "python -m cprcoach.video resize {input.videos:q} --probe {output.probes:q} {params.clips}"
         " --source-size {params.source_size} --fps {params.fps} --preset {params.encoder[preset]}"
         " --crf {params.encoder[crf]} --scale-flags {params.encoder[scale_flags]} --threads {threads}"
         " > {log:q} 2>&1"
@@ -35,7 +35,7 @@ rule resized_clips:
 rule video_table:
     input:
         samples=f"{RESULTS}/samples.tsv",
-        probes=per_video(f"{RESULTS}/clips/{VIDEO_STEM}.probe.json"),
+        probes=per_video(probe_path()),
     output:
         report(
             f"{RESULTS}/tables/videos.tsv",

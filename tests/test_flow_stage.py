@@ -52,10 +52,17 @@ def test_one_frame_clip_is_a_clear_error(video_factory, tmp_path):
 
 def test_cli_and_figure(video_factory, tmp_path):
     clip = video_factory(width=96, height=72, frames=4)
-    flow = tmp_path / "P01" / "V1" / "E00_01.npz"
+    other = video_factory("other.mp4", width=96, height=72, frames=3)
+    flow, other_flow = tmp_path / "P01" / "V1" / "E00_01.npz", tmp_path / "P01" / "V2" / "E00_01.npz"
     run = [sys.executable, "-m", "cprcoach.flow"]
     tvl1 = '{"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 2}'
-    subprocess.run([*run, "extract", str(clip), "--out", str(flow), "--backend", "torch", "--tvl1", tvl1], check=True)
+    extract = [*run, "extract", str(clip), str(other), "--out", str(flow), str(other_flow)]
+    subprocess.run([*extract, "--backend", "torch", "--tvl1", tvl1], check=True)
+    assert read_flow(flow)[0].shape == (3, 72, 96) and read_flow(other_flow)[0].shape == (2, 72, 96)
+    result = subprocess.run(
+        [*run, "extract", str(clip), str(other), "--out", str(flow)], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "2 clips but 1 --out paths" in result.stderr
     out = tmp_path / "flow.png"
     subprocess.run([*run, "plot", "--clips", str(clip), "--flows", str(flow), "--out", str(out)], check=True)
     assert out.read_bytes()[:4] == b"\x89PNG"

@@ -276,7 +276,7 @@ def test_alphapose_results_file():
     np.testing.assert_allclose(first.keypoints[JOINT["nose"]], [301.02, 118.72, 0.702])
     np.testing.assert_allclose(first.box, [260.24, 80.34, 260.24 + 94.23, 80.34 + 323.12], atol=0.01)
     assert people[2][0].track == 2
-    assert results_path("ap", "results/clips/P01/V1/E05+E08_01.pose.mp4") == Path("ap/P01/V1/E05+E08_01.json")
+    assert results_path("ap", "results/clips/P01/V1/E04+E07_01.pose.mp4") == Path("ap/P01/V1/E04+E07_01.json")
     with pytest.raises(CprCoachError, match="not an AlphaPose results file"):
         read_results(FIXTURES.parent / "conftest.py", 3, size=(640, 480))
 
@@ -427,11 +427,18 @@ def test_pck_values():
     assert result.overall == 0.75 and result.per_joint[0] == 0.5 and np.isnan(result.per_joint[5])
 
 
-def test_qc_and_overlay_commands(synthetic, empty_clip, tmp_path):
+def test_qc_and_overlay_commands(synthetic, empty_clip, tmp_path, capsys):
     pose_dir = tmp_path / "pose"
     good = pose_dir / "P01" / "V1" / "E00_01.npz"
-    main(["estimate", str(synthetic["clip"]), "--probe", str(synthetic["probe"]), "--out", str(good),
-          "--backend", "groundtruth", "--noise-px", "0", "--smoothing", "3"])  # fmt: skip
+    again = pose_dir / "P01" / "V2" / "E00_01.npz"
+    main(["estimate", str(synthetic["clip"]), str(synthetic["clip"]), "--probe", str(synthetic["probe"]),
+          str(synthetic["probe"]), "--out", str(good), str(again), "--backend", "groundtruth", "--noise-px", "0",
+          "--smoothing", "3"])  # fmt: skip
+    np.testing.assert_array_equal(read_pose(good).keypoints, read_pose(again).keypoints)
+    with pytest.raises(SystemExit) as stop:
+        main(["estimate", str(synthetic["clip"]), str(synthetic["clip"]), "--probe", str(synthetic["probe"]),
+              "--out", str(good), str(again)])  # fmt: skip
+    assert stop.value.code == 2 and "2 clips but 1 --probe paths" in capsys.readouterr().err
     nobody = pose_dir / "P09" / "V1" / "E00_01.npz"
     estimate_pose(empty_clip[0], empty_clip[1], nobody, {"backend": "mediapipe"})
     table, plot = tmp_path / "pose.tsv", tmp_path / "pck.png"

@@ -10,8 +10,8 @@ from pathlib import Path
 import av
 import pytest
 
-from cprcoach.errors import VideoError
-from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
+from cprcoach.errors import CprCoachError, VideoError
+from cprcoach.video.resize import ClipSpec, EncoderSettings, clip_beside, parse_clip_size, resize_video
 
 
 def decoded_frames(path) -> int:
@@ -127,9 +127,9 @@ def test_cli_reports_errors_without_a_traceback(tmp_path):
             "resize",
             str(source),
             "--clip",
-            f"rgb=96x64:{tmp_path}/o.mp4",
+            "rgb=96x64",
             "--probe",
-            str(tmp_path / "o.json"),
+            str(tmp_path / "o.probe.json"),
             "--source-size",
             "160x84",
             "--fps",
@@ -143,7 +143,28 @@ def test_cli_reports_errors_without_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_clip_spec_rejects_odd_sizes():
-    assert ClipSpec.parse("rgb=340x256:a/b.mp4") == ClipSpec("rgb", 340, 256, Path("a/b.mp4"))
+def test_clip_sizes_must_be_even_and_clips_go_beside_the_probe():
+    assert parse_clip_size("rgb=340x256") == ("rgb", 340, 256)
     with pytest.raises(Exception, match="even width and height"):
-        ClipSpec.parse("rgb=341x256:a.mp4")
+        parse_clip_size("rgb=341x256")
+    assert clip_beside(Path("a/b/E04+E07_01.probe.json"), "rgb") == Path("a/b/E04+E07_01.rgb.mp4")
+    with pytest.raises(CprCoachError, match="NAME.probe.json"):
+        clip_beside(Path("a/b.json"), "rgb")
+
+
+def test_cli_resizes_every_view_of_a_recording(video_factory, tmp_path):
+    sources = [video_factory(f"{view}.mp4", frames=10) for view in ("V1", "V2")]
+    probes = [tmp_path / "out" / view / "E00_01.probe.json" for view in ("V1", "V2")]
+    command = [sys.executable, "-m", "cprcoach.video", "resize", *map(str, sources)]
+    options = ["--clip", "rgb=64x48", "--clip", "pose=96x50", "--source-size", "160x84", "--fps", "25"]
+    subprocess.run([*command, "--probe", *map(str, probes), *options], check=True, capture_output=True)
+    for source, probe in zip(sources, probes, strict=True):
+        sidecar = json.loads(probe.read_text())
+        assert sidecar["source"]["path"] == str(source)
+        assert {name: (c["width"], c["height"], c["frames"]) for name, c in sidecar["clips"].items()} == {
+            "rgb": (64, 48, 10),
+            "pose": (96, 50, 10),
+        }
+        assert probe.with_name("E00_01.rgb.mp4").stat().st_size > 0
+    result = subprocess.run([*command, "--probe", str(probes[0]), *options], capture_output=True, text=True)
+    assert result.returncode == 2 and "2 sources but 1 --probe paths" in result.stderr

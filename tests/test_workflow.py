@@ -91,9 +91,10 @@ def test_full_run_then_incremental_rebuild(project):
     labels = config["synth"]["singles"] + config["synth"]["composites"]
     per_participant = len(labels) * len(config["views"])
 
-    per_video_rules = ("resized_clips", "optical_flow", "rescuer_pose")
+    # The per-video stages run one job per recording (its four views).
+    per_recording_rules = ("resized_clips", "optical_flow", "rescuer_pose")
     assert planned_jobs(workdir) == {
-        **{rule: 2 * per_participant for rule in per_video_rules},
+        **{rule: 2 * len(labels) for rule in per_recording_rules},
         **{rule: 1 for rule in ONCE},
         **model_jobs(config),
         "views_contact_sheet": 1,
@@ -115,10 +116,10 @@ def test_full_run_then_incremental_rebuild(project):
     for figure in ["views.png", "flow.png", "pose_pck.png"]:
         assert (results / "plots" / figure).read_bytes()[:4] == b"\x89PNG"
     frames = round(config["synth"]["seconds"] * config["video"]["source"]["fps"])
-    x, y, meta = read_flow(results / "flow" / "P01" / "V2" / "E05+E08_01.npz")
+    x, y, meta = read_flow(results / "flow" / "P01" / "V2" / "E04+E07_01.npz")
     rgb = config["video"]["clips"]["rgb"]
     assert x.shape == y.shape == (frames - 1, rgb["height"], rgb["width"]) and meta["backend"] == "torch"
-    pose = read_pose(results / "pose" / "P01" / "V2" / "E05+E08_01.npz")
+    pose = read_pose(results / "pose" / "P01" / "V2" / "E04+E07_01.npz")
     assert pose.keypoints.shape == (frames, 26, 3)
     source = config["video"]["source"]
     inside = pose.keypoints[pose.found][..., :2]
@@ -134,7 +135,7 @@ def test_full_run_then_incremental_rebuild(project):
     shutil.copytree(workdir / "staged" / "P03", workdir / "raw" / "P03")
     before = {p: p.stat().st_mtime_ns for pattern in ("clips/*/*/*.mp4", "shards/*.h5") for p in results.glob(pattern)}
     assert planned_jobs(workdir) == {
-        **{rule: per_participant for rule in per_video_rules},
+        **{rule: len(labels) for rule in per_recording_rules},
         **{rule: 1 for rule in ONCE},
         **model_jobs(config),
         "shard": len(config["views"]),  # the new participant's shards only
@@ -168,7 +169,7 @@ def check_model_outputs(results: Path, config: dict, composites: int) -> None:
 
 def test_assess_rule_scores_one_recording(project):
     workdir, config = project
-    target = Path(config["results_dir"]) / "assess" / "P01" / "V2" / "E05+E08_01.json"
+    target = Path(config["results_dir"]) / "assess" / "P01" / "V2" / "E04+E07_01.json"
     snakemake(workdir, str(target))
     result = json.loads(target.read_text())
     assert result["modality"] == "skeleton" and result["method"] == "ImagineNet-FC"
@@ -186,6 +187,6 @@ def test_bad_raw_names_stop_the_workflow_with_one_message(project, tmp_path):
     result = snakemake(bad, "--dry-run", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "unknown class codes" in output and "P01/V1/E0_01.mp4 (label E0)" in output
+    assert "labels that are not classes" in output and "P01/V1/E0_01.mp4: 'E0' is not a class name" in output
     assert "recordings missing a view" in output and "P01 E00 take 1: missing V1" in output
     assert "Traceback" not in output

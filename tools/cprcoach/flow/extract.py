@@ -1,5 +1,8 @@
 """The flow stage: TV-L1 flow between consecutive frames of a clip (T frames -> T-1 flows).
 
+A job takes the clips of one recording's views, one after the other, so the command's start
+(importing torch, above all) is paid once for them.
+
 The output is one compressed .npz per video: `x` and `y` (T-1,H,W), uint8 in the
 mmaction2/denseflow convention (clipped to +-bound, 0-255) or float16 pixels, and `meta`
 (a JSON string: backend, device, parameters, bound, sizes, timing, versions).
@@ -123,8 +126,8 @@ def read_flow(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="cprcoach flow extract", description=__doc__)
-    parser.add_argument("clip", type=Path, help="resized clip")
-    parser.add_argument("--out", type=Path, required=True, help=".npz to write")
+    parser.add_argument("clips", type=Path, nargs="+", help="resized clips (the views of a recording)")
+    parser.add_argument("--out", type=Path, nargs="+", required=True, help="one .npz to write per clip")
     parser.add_argument("--backend", choices=["opencv", "torch"], default="torch")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch-size", default="auto", help="pairs per torch call, or auto")
@@ -139,15 +142,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 @cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
+    if len(args.out) != len(args.clips):
+        raise CprCoachError(f"{len(args.clips)} clips but {len(args.out)} --out paths", fix="pass one --out per clip")
     batch_size = None if args.batch_size == "auto" else int(args.batch_size)
-    extract_flow(
-        args.clip,
-        args.out,
-        params=TVL1Params.from_config(args.tvl1),
-        backend=args.backend,
-        device=args.device,
-        batch_size=batch_size,
-        bound=args.bound,
-        output=args.output,
-        threads=args.threads,
-    )
+    params = TVL1Params.from_config(args.tvl1)
+    for clip, out in zip(args.clips, args.out, strict=True):
+        extract_flow(
+            clip,
+            out,
+            params=params,
+            backend=args.backend,
+            device=args.device,
+            batch_size=batch_size,
+            bound=args.bound,
+            output=args.output,
+            threads=args.threads,
+        )

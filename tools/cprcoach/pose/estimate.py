@@ -1,4 +1,7 @@
-"""The pose stage, one job per video: the rescuer's Halpe-26 skeleton in the pose clip -> one .npz.
+"""The pose stage: the rescuer's Halpe-26 skeleton in a pose clip -> one .npz per clip.
+
+A job takes the clips of one recording's views, one after the other, so the command's start is
+paid once for them.
 
 The backend (pose.backend) gives detections; one track is kept (the rescuer, see
 cprcoach.pose.rescuer), smoothed (pose.smoothing), gap-filled (pose.max_gap, see
@@ -214,11 +217,18 @@ def estimate_pose(
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="cprcoach pose estimate", description=__doc__)
-    parser.add_argument("clip", type=Path, help="the pose clip (results/clips/.../LABEL_TAKE.pose.mp4)")
-    parser.add_argument("--probe", type=Path, required=True, help="the resize stage's probe JSON of the same video")
-    parser.add_argument("--out", type=Path, required=True, help=".npz to write")
+    parser.add_argument("clips", type=Path, nargs="+", help="pose clips (results/clips/.../LABEL_TAKE.pose.mp4)")
+    parser.add_argument(
+        "--probe", type=Path, nargs="+", required=True, help="each clip's probe JSON of the resize stage"
+    )
+    parser.add_argument("--out", type=Path, nargs="+", required=True, help="one .npz to write per clip")
     parser.add_argument("--backend", choices=["groundtruth", "mediapipe", "alphapose"], help="pose.backend")
-    parser.add_argument("--sidecar", type=Path, help="ground-truth sidecar (default: beside the probed raw video)")
+    parser.add_argument(
+        "--sidecar",
+        type=Path,
+        nargs="+",
+        help="each clip's ground-truth sidecar (default: beside the probed raw video)",
+    )
     parser.add_argument("--noise-px", type=float, help="pose.groundtruth.noise_px")
     parser.add_argument("--miss-rate", type=float, help="pose.groundtruth.miss_rate")
     parser.add_argument("--seed", type=int, help="pose.groundtruth.seed")
@@ -232,7 +242,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--alphapose-checkpoint", help="pose.alphapose.checkpoint")
     parser.add_argument("--alphapose-detector", help="pose.alphapose.detector")
     parser.add_argument("--alphapose-results-dir", help="pose.alphapose.results_dir")
-    parser.add_argument("--alphapose-results", type=Path, help="one alphapose-results.json for this video")
+    parser.add_argument("--alphapose-results", type=Path, nargs="+", help="each clip's alphapose-results.json")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -269,11 +279,23 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 @cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
-    estimate_pose(
-        args.clip,
-        args.probe,
-        args.out,
-        settings_from_args(args),
-        sidecar=args.sidecar,
-        alphapose_results=args.alphapose_results,
-    )
+    count = len(args.clips)
+    lists = {
+        "--probe": args.probe,
+        "--out": args.out,
+        "--sidecar": args.sidecar,
+        "--alphapose-results": args.alphapose_results,
+    }
+    wrong = [f"{len(paths)} {name} paths" for name, paths in lists.items() if paths is not None and len(paths) != count]
+    if wrong:
+        raise CprCoachError(f"{count} clips but {', '.join(wrong)}", fix="pass one of each per clip")
+    settings = settings_from_args(args)
+    for i, clip in enumerate(args.clips):
+        estimate_pose(
+            clip,
+            args.probe[i],
+            args.out[i],
+            settings,
+            sidecar=args.sidecar[i] if args.sidecar else None,
+            alphapose_results=args.alphapose_results[i] if args.alphapose_results else None,
+        )

@@ -20,7 +20,7 @@ from cprcoach.synth.dataset import render_video
 from cprcoach.synth.take import VideoSpec
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.probe import probe_video
-from cprcoach.video.resize import ClipSpec
+from cprcoach.video.resize import PROBE_SUFFIX, ClipSpec, clip_beside, parse_clip_size
 
 TARGET_RATIO = 1.2
 
@@ -45,7 +45,7 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def benchmark(source: Path, clips: list[ClipSpec], threads: int, repeats: int) -> dict[str, float]:
+def benchmark(source: Path, probe: Path, clips: list[ClipSpec], threads: int, repeats: int) -> dict[str, float]:
     decode = [
         ffmpeg_exe(),
         "-hide_banner",
@@ -61,9 +61,9 @@ def benchmark(source: Path, clips: list[ClipSpec], threads: int, repeats: int) -
     ]
     info = probe_video(source)
     resize = [
-        sys.executable, "-m", "cprcoach.video", "resize", str(source), "--probe", str(clips[0].path.with_suffix(".json")),
+        sys.executable, "-m", "cprcoach.video", "resize", str(source), "--probe", str(probe),
         "--source-size", f"{info.width}x{info.height}", "--fps", "25", "--threads", str(threads),
-        *[f"--clip={c.name}={c.width}x{c.height}:{c.path}" for c in clips],
+        *[f"--clip={c.name}={c.width}x{c.height}" for c in clips],
     ]  # fmt: skip
     decode_times, resize_times = [], []
     for _ in range(repeats):  # interleaved, so drifts in machine load hit both alike
@@ -102,11 +102,10 @@ def run(args: argparse.Namespace) -> None:
         folder = args.workdir or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         source = source_clip(folder, width, height, args.seconds)
-        clips = [
-            ClipSpec.parse(f"{c}:{Path(scratch) / c.split('=')[0]}.mp4")
-            for c in args.clips or ["rgb=340x256", "pose=1024x540"]
-        ]
-        result = benchmark(source, clips, args.threads, args.repeats)
+        probe = Path(scratch) / f"clip{PROBE_SUFFIX}"
+        sizes = [parse_clip_size(c) for c in args.clips or ["rgb=340x256", "pose=1024x540"]]
+        clips = [ClipSpec(name, w, h, clip_beside(probe, name)) for name, w, h in sizes]
+        result = benchmark(source, probe, clips, args.threads, args.repeats)
     ratio = result["resize"] / result["decode"]
     print(f"source   {width}x{height}, {result['frames']} frames, {result['mbps']:.1f} Mbit/s H.264")
     print(

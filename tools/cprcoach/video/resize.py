@@ -1,7 +1,10 @@
 """The resize stage: decode a raw recording once and write every configured clip in that one pass.
 
 One ffmpeg process decodes the source, resamples it to the target frame rate, splits the
-stream and scales/encodes each branch, so a 4K file is read and decoded exactly once.
+stream and scales/encodes each branch, so a 4K file is read and decoded exactly once. A job
+takes the views of one recording, one after the other: the command's start (and the
+workflow's bookkeeping of a job) is paid once for the four of them. Each video's clips go
+beside its probe sidecar, `NAME.probe.json` -> `NAME.CLIP.mp4` (clip_beside).
 """
 
 from __future__ import annotations
@@ -29,6 +32,17 @@ log = logging.getLogger(__name__)
 FPS_TOLERANCE = 0.01
 
 
+PROBE_SUFFIX = ".probe.json"
+
+
+def clip_beside(probe: str | Path, name: str) -> Path:
+    """Where the resize stage writes clip `name` of the video whose probe sidecar is `probe`."""
+    probe = Path(probe)
+    if not probe.name.endswith(PROBE_SUFFIX):
+        raise CprCoachError(f"a probe sidecar is named NAME{PROBE_SUFFIX}", path=probe, fix="rename the --probe path")
+    return probe.with_name(f"{probe.name[: -len(PROBE_SUFFIX)]}.{name}.mp4")
+
+
 @dataclass(frozen=True)
 class ClipSpec:
     """One output of the resize pass: a name (rgb, pose), a size and where it goes."""
@@ -38,18 +52,17 @@ class ClipSpec:
     height: int
     path: Path
 
-    @classmethod
-    def parse(cls, text: str) -> ClipSpec:
-        """Parse `name=WIDTHxHEIGHT:path`, the form the Snakemake rule passes."""
-        try:
-            name, rest = text.split("=", 1)
-            size, path = rest.split(":", 1)
-            width, height = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected NAME=WIDTHxHEIGHT:PATH, got {text!r}") from None
-        if width % 2 or height % 2:
-            raise argparse.ArgumentTypeError(f"clip {name}: H.264 needs an even width and height, got {width}x{height}")
-        return cls(name, width, height, Path(path))
+
+def parse_clip_size(text: str) -> tuple[str, int, int]:
+    """Parse `NAME=WIDTHxHEIGHT`, the form the Snakemake rule passes."""
+    try:
+        name, size = text.split("=", 1)
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=WIDTHxHEIGHT, got {text!r}") from None
+    if width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"clip {name}: H.264 needs an even width and height, got {width}x{height}")
+    return name, width, height
 
 
 @dataclass(frozen=True)
@@ -215,12 +228,19 @@ def resize_video(
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="cprcoach resize", description=__doc__)
-    parser.add_argument("source", type=Path, help="raw video")
+    parser = parser or argparse.ArgumentParser(prog="cprcoach video resize", description=__doc__)
+    parser.add_argument("sources", type=Path, nargs="+", help="raw videos (the views of a recording)")
     parser.add_argument(
-        "--clip", dest="clips", type=ClipSpec.parse, action="append", required=True, metavar="NAME=WxH:PATH"
+        "--clip", dest="clips", type=parse_clip_size, action="append", required=True, metavar="NAME=WxH"
     )
-    parser.add_argument("--probe", type=Path, required=True, help="JSON sidecar of what was probed and written")
+    parser.add_argument(
+        "--probe",
+        dest="probes",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="one JSON sidecar per source, of what was probed and written; the clips go beside it",
+    )
     parser.add_argument("--source-size", required=True, metavar="WxH", help="the size every raw video must have")
     parser.add_argument("--fps", type=float, required=True, help="frame rate of the clips (the dataset's 25)")
     parser.add_argument("--preset", default=EncoderSettings.preset)
@@ -238,7 +258,11 @@ def run(args: argparse.Namespace) -> None:
         width, height = (int(v) for v in args.source_size.lower().split("x"))
     except ValueError:
         raise CprCoachError(f"--source-size must be WIDTHxHEIGHT, got {args.source_size!r}") from None
+    if len(args.probes) != len(args.sources):
+        raise CprCoachError(
+            f"{len(args.sources)} sources but {len(args.probes)} --probe paths", fix="pass one --probe per source"
+        )
     settings = EncoderSettings(args.preset, args.crf, args.scale_flags, args.threads)
-    resize_video(
-        args.source, args.clips, args.probe, source_width=width, source_height=height, fps=args.fps, settings=settings
-    )
+    for source, probe in zip(args.sources, args.probes, strict=True):
+        clips = [ClipSpec(name, w, h, clip_beside(probe, name)) for name, w, h in args.clips]
+        resize_video(source, clips, probe, source_width=width, source_height=height, fps=args.fps, settings=settings)
