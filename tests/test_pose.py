@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import skimage.data
 
-from cprcoach.classes import load_classes
 from cprcoach.errors import ConfigError, CprCoachError
 from cprcoach.pose.alphapose_backend import frame_numbers, read_results, results_path
 from cprcoach.pose.cli import main
@@ -25,9 +24,8 @@ from cprcoach.pose.overlay import draw_skeleton, overlay
 from cprcoach.pose.qc import pck, qc_table
 from cprcoach.pose.rescuer import Person, choose_rescuer, link_tracks
 from cprcoach.skeleton import HALPE26, JOINT
-from cprcoach.synth.dataset import render_video
+from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.synth.sidecar import read_sidecar, sidecar_path
-from cprcoach.synth.take import VideoSpec
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
@@ -47,12 +45,7 @@ def synthetic(tmp_path_factory):
     """A 2 s synthetic recording (256x136) with its sidecar, resized to a 128x68 pose clip."""
     root = tmp_path_factory.mktemp("pose")
     raw = root / "raw" / "P01" / "V1" / "E00_01.mp4"
-    spec = VideoSpec(
-        path=raw, participant=1, view="V1", view_index=0, label="E00", errors=("E00",),
-        multi_hot=tuple(int(v) for v in load_classes().multi_hot("E00")), take=1,
-        width=256, height=136, fps=25.0, frames=50, seed=0, noise=3.0,
-    )  # fmt: skip
-    render_video(spec)
+    render_video(correct_recording(raw, 256, 136, 2.0))
     clip = root / "clips" / "P01" / "V1" / "E00_01.pose.mp4"
     probe = clip.with_name("E00_01.probe.json")
     resize_video(

@@ -270,8 +270,8 @@ def test_error_physics(physics, person):
 def test_severity_grades_each_error_from_mild_to_strong():
     correct = MotionParams(rate=110.0, jitter=0.0, phase=0.0, depth=0.055)
     rng = np.random.default_rng(0)
-    for code, ranges in ERROR_RANGES.items():
-        mild, strong = apply_errors(correct, {code: 0.0}, rng), apply_errors(correct, {code: 1.0}, rng)
+    for name, ranges in ERROR_RANGES.items():
+        mild, strong = apply_errors(correct, {name: 0.0}, rng), apply_errors(correct, {name: 1.0}, rng)
         for key, span in ranges.items():
             if key == "offset":
                 assert np.linalg.norm(mild.hand_offset) == pytest.approx(span.mild)
@@ -282,7 +282,8 @@ def test_severity_grades_each_error_from_mild_to_strong():
                 assert getattr(mild, key) == pytest.approx(span.mild) and getattr(strong, key) == pytest.approx(
                     span.strong
                 )
-    assert set(ERROR_EFFECTS) == set(load_classes().error_codes)
+    table = load_classes()
+    assert list(ERROR_EFFECTS) == [table.single(code).short for code in table.error_codes]
 
 
 def test_takes_draw_their_severity_from_the_configured_range(tmp_path):

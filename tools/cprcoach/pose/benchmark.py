@@ -11,12 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from cprcoach.classes import load_classes
+from cprcoach.classes import CORRECT
 from cprcoach.logs import setup_logging
 from cprcoach.pose.estimate import estimate_pose
 from cprcoach.pose.qc import track_pck
-from cprcoach.synth.dataset import render_video
-from cprcoach.synth.take import VideoSpec
+from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
 
@@ -27,16 +26,11 @@ def _size(text: str) -> tuple[int, int]:
 
 def bench_clip(folder: Path, source: tuple[int, int], clip: tuple[int, int], seconds: float) -> tuple[Path, Path]:
     """Render a synthetic recording of the correct class and resize it to a pose clip; (clip, probe)."""
-    raw = folder / "raw" / "P01" / "V1" / "E00_01.mp4"
-    label = "E00"
-    spec = VideoSpec(
-        path=raw, participant=1, view="V1", view_index=0, label=label, errors=(label,),
-        multi_hot=tuple(int(v) for v in load_classes().multi_hot(label)), take=1,
-        width=source[0], height=source[1], fps=25.0, frames=round(seconds * 25), seed=0, noise=3.0,
-    )  # fmt: skip
-    render_video(spec)
-    pose_clip = folder / "clips" / "P01" / "V1" / "E00_01.pose.mp4"
-    probe = pose_clip.with_name("E00_01.probe.json")
+    name = f"{CORRECT}_01"
+    raw = folder / "raw" / "P01" / "V1" / f"{name}.mp4"
+    render_video(correct_recording(raw, *source, seconds))
+    pose_clip = folder / "clips" / "P01" / "V1" / f"{name}.pose.mp4"
+    probe = pose_clip.with_name(f"{name}.probe.json")
     resize_video(
         raw,
         [ClipSpec("pose", *clip, pose_clip)],

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from cprcoach.classes import ClassTable, LabelError, load_classes
+from cprcoach.classes import CORRECT, ClassTable, LabelError, load_classes
 from cprcoach.config import load_config
 from cprcoach.errors import ConfigError, cli_errors
 from cprcoach.logs import setup_logging
@@ -89,12 +89,15 @@ def select_labels(
             fix='use classes of the class table in synth.singles / synth.composites (codes, indices or names), or "all"',
         )
     labels = chosen_singles + chosen_composites
-    unsupported = sorted({e for code in labels for e in table.errors_of(code) if e != "E00" and e not in ERROR_EFFECTS})
+    unsupported = sorted(
+        {f"{e} ({table.single(e).short})" for code in labels for e in table.errors_of(code) if e != CORRECT}
+        - {f"{e} ({table.single(e).short})" for e in table.error_codes if table.single(e).short in ERROR_EFFECTS}
+    )
     if unsupported:
         raise ConfigError(
             f"the synthetic generator has no physical model for {', '.join(unsupported)}",
             path=table.source,
-            fix=f"synthesise only labels made of {', '.join(sorted(ERROR_EFFECTS))}",
+            fix=f"synthesise only labels made of the errors {', '.join(ERROR_EFFECTS)} (short names)",
         )
     return labels
 
@@ -128,6 +131,7 @@ def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> li
                             view_index=view_index,
                             label=label,
                             errors=tuple(table.errors_of(label)),
+                            error_names=tuple(table.single(code).short for code in table.errors_of(label)),
                             multi_hot=tuple(int(v) for v in table.multi_hot(label)),
                             take=take,
                             width=width,
@@ -140,6 +144,28 @@ def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> li
                         )
                     )
     return specs
+
+
+def correct_recording(path: str | Path, width: int, height: int, seconds: float, fps: float = 25.0) -> VideoSpec:
+    """One view (the first) of participant 1 performing the correct class: the benchmarks' recording."""
+    table = load_classes()
+    return VideoSpec(
+        path=Path(path),
+        participant=1,
+        view="V1",
+        view_index=0,
+        label=CORRECT,
+        errors=(CORRECT,),
+        error_names=(table.single(CORRECT).short,),
+        multi_hot=tuple(int(v) for v in table.multi_hot(CORRECT)),
+        take=1,
+        width=width,
+        height=height,
+        fps=fps,
+        frames=round(seconds * fps),
+        seed=0,
+        noise=3.0,
+    )
 
 
 def render_video(spec: VideoSpec) -> Path:

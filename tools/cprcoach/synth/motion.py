@@ -4,7 +4,8 @@ Every error is a physical change of the correct motion (classes.md says what the
 composite class applies the changes of each of its errors in turn (errors of one exclusive group
 never meet: the class table guarantees it). Each error comes with a severity in [0, 1] drawn per
 take: 0 is its mildest form, 1 its strongest (the ranges are in ERROR_RANGES), so the dataset holds
-errors that are easy and hard to see, as real trainees make them.
+errors that are easy and hard to see, as real trainees make them. Errors are named by the class
+table's short names, which tie each physical change to its class whatever the table's order.
 """
 
 from __future__ import annotations
@@ -65,18 +66,18 @@ class ErrorRange:
 
 # The magnitude of each error from mild to strong, in the units of the parameter it sets.
 ERROR_RANGES: dict[str, dict[str, ErrorRange]] = {
-    "E01": {"hand_spread": ErrorRange(0.05, 0.1)},  # wrists apart, crossed, m
-    "E02": {"fist": ErrorRange(0.02, 0.04), "hand_spread": ErrorRange(0.012, 0.006)},
-    "E04": {"arm_reach": ErrorRange(0.93, 0.8), "arm_flex": ErrorRange(0.04, 0.1)},
-    "E05": {"lean_back": ErrorRange(0.1, 0.22), "lean_side": ErrorRange(0.12, 0.3)},
-    "E06": {"hand_lift": ErrorRange(0.008, 0.04), "body_lift": ErrorRange(0.012, 0.07)},
-    "E07": {"hip_height": ErrorRange(0.5, 0.36)},  # hips above the floor, m for 1.70 m
-    "E08": {"knee_flex": ErrorRange(0.5, 0.08)},  # rad
-    "E09": {"offset": ErrorRange(0.06, 0.13)},  # m from the lower sternum
-    "E10": {"depth": ErrorRange(0.04, 0.015)},  # m
-    "E11": {"rate": ErrorRange(90.0, 60.0)},  # per minute
-    "E12": {"depth": ErrorRange(0.068, 0.09)},  # m
-    "E13": {"wander": ErrorRange(0.05, 0.09)},  # m, each compression's spot
+    "overlap_hands": {"hand_spread": ErrorRange(0.05, 0.1)},  # wrists apart, crossed, m
+    "clenching_hands": {"fist": ErrorRange(0.02, 0.04), "hand_spread": ErrorRange(0.012, 0.006)},
+    "bending_arms": {"arm_reach": ErrorRange(0.93, 0.8), "arm_flex": ErrorRange(0.04, 0.1)},
+    "tilting_arms": {"lean_back": ErrorRange(0.1, 0.22), "lean_side": ErrorRange(0.12, 0.3)},
+    "jump_pressing": {"hand_lift": ErrorRange(0.008, 0.04), "body_lift": ErrorRange(0.012, 0.07)},
+    "squatting": {"hip_height": ErrorRange(0.5, 0.36)},  # hips above the floor, m for 1.70 m
+    "standing": {"knee_flex": ErrorRange(0.5, 0.08)},  # rad
+    "wrong_position": {"offset": ErrorRange(0.06, 0.13)},  # m from the lower sternum
+    "insufficient_pressing": {"depth": ErrorRange(0.04, 0.015)},  # m
+    "slow_frequency": {"rate": ErrorRange(90.0, 60.0)},  # per minute
+    "excessive_pressing": {"depth": ErrorRange(0.068, 0.09)},  # m
+    "random_position_pressing": {"wander": ErrorRange(0.05, 0.09)},  # m, each compression's spot
 }
 
 # Wrong position: too high (toward the neck, +x), too low (the abdomen, -x), or off the sternum to
@@ -89,107 +90,114 @@ def _range(code: str, key: str, severity: float) -> float:
 
 
 def _overlap_hands(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E01: hands one on the other but crossed, fingers not interlocked, spread on the ribs."""
-    return dataclasses.replace(p, hands=HANDS_OVERLAP, hand_spread=_range("E01", "hand_spread", s))
+    """Hands one on the other but crossed, fingers not interlocked, spread on the ribs."""
+    return dataclasses.replace(p, hands=HANDS_OVERLAP, hand_spread=_range("overlap_hands", "hand_spread", s))
 
 
 def _clenching_hands(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E02: one hand clasps the other's fist, which presses with the knuckles: the wrists sit close
+    """One hand clasps the other's fist, which presses with the knuckles: the wrists sit close
     together and higher, by the height of the fist."""
     return dataclasses.replace(
-        p, hands=HANDS_CLENCHED, fist=_range("E02", "fist", s), hand_spread=_range("E02", "hand_spread", s)
+        p,
+        hands=HANDS_CLENCHED,
+        fist=_range("clenching_hands", "fist", s),
+        hand_spread=_range("clenching_hands", "hand_spread", s),
     )
 
 
 def _single_hand(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E03: one hand compresses; the other hangs at the side or rests on the thigh."""
+    """One hand compresses; the other hangs at the side or rests on the thigh."""
     return dataclasses.replace(p, hands=HANDS_SINGLE, idle_hand=(IDLE_THIGH, IDLE_SIDE)[int(rng.integers(2))])
 
 
 def _bending_arms(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E04: the shoulders are held low and close, the elbows flexed, and they flex further during the push."""
-    return dataclasses.replace(p, arm_reach=_range("E04", "arm_reach", s), arm_flex=_range("E04", "arm_flex", s))
+    """The shoulders are held low and close, the elbows flexed, and they flex further during the push."""
+    return dataclasses.replace(
+        p, arm_reach=_range("bending_arms", "arm_reach", s), arm_flex=_range("bending_arms", "arm_flex", s)
+    )
 
 
 def _tilting_arms(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E05: straight arms slanted from vertical: the rescuer is back from the hands, leans to one side, or both."""
+    """Straight arms slanted from vertical: the rescuer is back from the hands, leans to one side, or both."""
     back, side = ((True, False), (False, True), (True, True))[int(rng.integers(3))]
     sign = 1.0 if rng.random() < 0.5 else -1.0
     return dataclasses.replace(
         p,
-        lean_back=p.lean_back + (_range("E05", "lean_back", s) if back else 0.0),
-        lean_side=p.lean_side + (sign * _range("E05", "lean_side", s) if side else 0.0),
+        lean_back=p.lean_back + (_range("tilting_arms", "lean_back", s) if back else 0.0),
+        lean_side=p.lean_side + (sign * _range("tilting_arms", "lean_side", s) if side else 0.0),
     )
 
 
 def _jump_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E06: the whole body bounces: hips and knees lift with each release, the hands leave the chest."""
+    """The whole body bounces: hips and knees lift with each release, the hands leave the chest."""
     return dataclasses.replace(
-        p, hand_lift=_range("E06", "hand_lift", s), body_lift=_range("E06", "body_lift", s), residual=0.0
+        p,
+        hand_lift=_range("jump_pressing", "hand_lift", s),
+        body_lift=_range("jump_pressing", "body_lift", s),
+        residual=0.0,
     )
 
 
 def _squatting(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E07: squatting on the feet (knees up, hips low) instead of kneeling."""
-    return dataclasses.replace(p, posture=SQUATTING, hip_height=_range("E07", "hip_height", s))
+    """Squatting on the feet (knees up, hips low) instead of kneeling."""
+    return dataclasses.replace(p, posture=SQUATTING, hip_height=_range("squatting", "hip_height", s))
 
 
 def _standing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E08: standing on straight or slightly bent legs, bent over at the waist."""
-    return dataclasses.replace(p, posture=STANDING, knee_flex=_range("E08", "knee_flex", s))
+    """Standing on straight or slightly bent legs, bent over at the waist."""
+    return dataclasses.replace(p, posture=STANDING, knee_flex=_range("standing", "knee_flex", s))
 
 
 def _wrong_position(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E09: the hands press one wrong spot all along: too high, too low, or to one side of the sternum."""
+    """The hands press one wrong spot all along: too high, too low, or to one side of the sternum."""
     dx, dy = WRONG_SPOTS[int(rng.integers(len(WRONG_SPOTS)))]
-    distance = _range("E09", "offset", s)
+    distance = _range("wrong_position", "offset", s)
     x, y, z = p.hand_offset
     return dataclasses.replace(p, hand_offset=(x + dx * distance, y + dy * distance, z))
 
 
 def _insufficient_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E10: too shallow, well under 5 cm."""
-    return dataclasses.replace(p, depth=_range("E10", "depth", s))
+    """Too shallow, well under 5 cm."""
+    return dataclasses.replace(p, depth=_range("insufficient_pressing", "depth", s))
 
 
 def _slow_frequency(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E11: too slow, well under 100 a minute (the participant's own tempo shifts it a little)."""
-    return dataclasses.replace(p, rate=_range("E11", "rate", s) + 0.3 * (p.rate - 110.0))
+    """Too slow, well under 100 a minute (the participant's own tempo shifts it a little)."""
+    return dataclasses.replace(p, rate=_range("slow_frequency", "rate", s) + 0.3 * (p.rate - 110.0))
 
 
 def _excessive_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E12: too deep, well over 6 cm: the rescuer drops the body onto the chest."""
-    return dataclasses.replace(p, depth=_range("E12", "depth", s))
+    """Too deep, well over 6 cm: the rescuer drops the body onto the chest."""
+    return dataclasses.replace(p, depth=_range("excessive_pressing", "depth", s))
 
 
 def _random_position_pressing(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """E13: the hands wander: each compression lands on another spot of the chest."""
-    return dataclasses.replace(p, wander=_range("E13", "wander", s))
+    """The hands wander: each compression lands on another spot of the chest."""
+    return dataclasses.replace(p, wander=_range("random_position_pressing", "wander", s))
 
 
 ERROR_EFFECTS: dict[str, Callable[[MotionParams, float, np.random.Generator], MotionParams]] = {
-    "E01": _overlap_hands,
-    "E02": _clenching_hands,
-    "E03": _single_hand,
-    "E04": _bending_arms,
-    "E05": _tilting_arms,
-    "E06": _jump_pressing,
-    "E07": _squatting,
-    "E08": _standing,
-    "E09": _wrong_position,
-    "E10": _insufficient_pressing,
-    "E11": _slow_frequency,
-    "E12": _excessive_pressing,
-    "E13": _random_position_pressing,
+    "overlap_hands": _overlap_hands,
+    "clenching_hands": _clenching_hands,
+    "single_hand": _single_hand,
+    "bending_arms": _bending_arms,
+    "tilting_arms": _tilting_arms,
+    "jump_pressing": _jump_pressing,
+    "squatting": _squatting,
+    "standing": _standing,
+    "wrong_position": _wrong_position,
+    "insufficient_pressing": _insufficient_pressing,
+    "slow_frequency": _slow_frequency,
+    "excessive_pressing": _excessive_pressing,
+    "random_position_pressing": _random_position_pressing,
 }
 
 
 def apply_errors(correct: MotionParams, severities: Mapping[str, float], rng: np.random.Generator) -> MotionParams:
-    """The motion of a class: the correct motion changed by each error at its severity (E00 changes nothing)."""
+    """The motion of a class: the correct motion changed by each of its errors (short name -> severity)."""
     params = correct
-    for code, severity in severities.items():
-        if code != "E00":
-            params = ERROR_EFFECTS[code](params, severity, rng)
+    for name, severity in severities.items():
+        params = ERROR_EFFECTS[name](params, severity, rng)
     return params
 
 

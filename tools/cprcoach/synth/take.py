@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cprcoach.classes import CORRECT
 from cprcoach.synth.body import Participant, PoseSequence, make_participant, solve_poses
 from cprcoach.synth.motion import Compressions, MotionParams, apply_errors, compressions
 
@@ -25,7 +26,8 @@ class VideoSpec:
     view: str
     view_index: int  # position in the rig
     label: str
-    errors: tuple[str, ...]
+    errors: tuple[str, ...]  # the codes of the label's classes (E00 for the correct one)
+    error_names: tuple[str, ...]  # their short names, which the physics of each error is keyed by
     multi_hot: tuple[int, ...]
     take: int  # 1-based
     width: int
@@ -96,8 +98,13 @@ def simulate(spec: VideoSpec) -> Take:
         lean_side=person.lean_side,
     )
     low, high = spec.severity
-    severity = {code: round(float(rng.uniform(low, high)), 4) for code in spec.errors if code != "E00"}
-    motion = apply_errors(correct, severity, rng)
+    drawn = {
+        (code, name): round(float(rng.uniform(low, high)), 4)
+        for code, name in zip(spec.errors, spec.error_names, strict=True)
+        if code != CORRECT
+    }
+    motion = apply_errors(correct, {name: s for (_, name), s in drawn.items()}, rng)
+    severity = {code: s for (code, _), s in drawn.items()}
     signal = compressions(motion, np.arange(spec.frames) / spec.fps, rng)
     hand_jitter = rng.normal(0.0, 0.006, 3) * np.array([1.0, 1.0, 0.0])
     poses = solve_poses(person, motion, signal, hand_jitter)

@@ -14,10 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cprcoach.classes import load_classes
 from cprcoach.logs import setup_logging
-from cprcoach.synth.dataset import render_video
-from cprcoach.synth.take import VideoSpec
+from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.probe import probe_video
 from cprcoach.video.resize import PROBE_SUFFIX, ClipSpec, clip_beside, parse_clip_size
@@ -29,13 +27,7 @@ def source_clip(folder: Path, width: int, height: int, seconds: float) -> Path:
     """Render (once) a synthetic recording of the correct class at the given size."""
     path = folder / f"source_{width}x{height}_{seconds:g}s.mp4"
     if not path.exists():
-        label = "E00"
-        spec = VideoSpec(
-            path=path, participant=1, view="V1", view_index=0, label=label, errors=(label,),
-            multi_hot=tuple(int(v) for v in load_classes().multi_hot(label)), take=1,
-            width=width, height=height, fps=25.0, frames=round(seconds * 25), seed=0, noise=3.0,
-        )  # fmt: skip
-        render_video(spec)
+        render_video(correct_recording(path, width, height, seconds))
     return path
 
 
