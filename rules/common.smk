@@ -45,13 +45,6 @@ VIDEO_STEM = "{participant}/{view}/{label}_{take}"
 RECORDING_STEM = "{participant}/{label}_{take}"
 
 
-def sample(wildcards):
-    """The sample-sheet row of the video a job's wildcards name."""
-    return SAMPLES.loc[
-        f"{wildcards.participant}_{wildcards.view}_{wildcards.label}_{wildcards.take}"
-    ]
-
-
 def views_of(pattern):
     """A per-video path pattern for every view of a job's recording (the other wildcards stay)."""
     return expand(pattern, view=VIEWS, allow_missing=True)

@@ -24,7 +24,11 @@ rule sample_sheet:
         raw_dir=lambda wildcards: config["raw_dir"],
         pattern=lambda wildcards: config["raw_pattern"],
         views=config["views"],
-        classes=f"--classes {config['classes']}" if config["classes"] else "",
+        classes=(
+            f"--classes {shlex.quote(str(config['classes']))}"
+            if config["classes"]
+            else ""
+        ),
         heldout=config["split"]["heldout_participants"],
     shell:
         "python -m cprcoach.samples --raw-dir {params.raw_dir:q} --pattern {params.pattern:q}"

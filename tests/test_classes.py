@@ -69,9 +69,10 @@ def test_multi_hot_vectors(table):
     assert vector[0] == 0 and np.flatnonzero(vector).tolist() == [3, 4, 5, 12]
     assert table.multi_hot_string("E04+E07") == "00001001000000"
     assert table.name("E04+E07") == "Bending Arms + Squatting"
-    assert table.short_name("E04+E07") == "bending_arms+squatting"
     assert table.code_of_vector(table.multi_hot("E02+E06")) == "E02+E06"
-    assert table.composite_id("E04+E07") == "K28"
+    assert next(c.id for c in table.composites if c.code == "E04+E07") == "K28"
+    with pytest.raises(ValueError, match="E00 and errors"):
+        table.code_of_vector(table.multi_hot("E00") + table.multi_hot("E04"))
 
 
 def test_composites_respect_the_exclusive_groups(table):
@@ -119,6 +120,12 @@ def test_a_label_that_is_no_class_says_why_and_the_closest(table):
         table.resolve("E00+E04")
     with pytest.raises(LabelError, match="lists E04 twice"):
         table.resolve("E04+bending arms")
+    with pytest.raises(LabelError) as error:
+        table.resolve("squatting+bendng arms")  # one misspelt error: the composite it most likely meant
+    assert error.value.closest == "E04+E07 (Bending Arms + Squatting)"
+    for odd in ("1-3", "-1", "²", "E4 +"):  # hyphens and non-ASCII digits are not ignored
+        with pytest.raises(LabelError):
+            table.resolve(odd)
 
 
 def test_unknown_code_is_rejected(table):

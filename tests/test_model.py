@@ -427,7 +427,7 @@ def test_assess_scores_are_probabilities(tmp_path):
     model, meta = load_checkpoint(tmp_path / "b.pt")
     result = assess_input(torch.from_numpy(normalise(skeleton(), 16)[None]), model, meta)
     assert sum(c["probability"] for c in result["classes"]) == pytest.approx(1.0, abs=1e-3)
-    with pytest.raises(CprCoachError, match="not a cprcoach-backbone/1"):
+    with pytest.raises(CprCoachError, match="not a cprcoach-backbone/2"):
         torch.save({"format": "other"}, tmp_path / "x.pt")
         load_checkpoint(tmp_path / "x.pt")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import pickletools
 
 import numpy as np
 import pytest
@@ -137,6 +138,9 @@ def test_export_writes_the_release_layout_and_reads_back(tmp_path):
     import_release(single, multi, tmp_path / "release")
     single_out, multi_out = export_release(tmp_path / "release" / "features.npz", tmp_path / "pkl", pad_to=64)
     assert (single_out.name, multi_out.name) == ("Single_STGCN.pkl", "Multi_STGCN.pkl")
+    # Nothing of numpy's private modules (numpy 2's numpy._core): older numpy reads the files too.
+    globals_used = {arg for op, arg, _ in pickletools.genops(single_out.read_bytes()) if op.name == "GLOBAL"}
+    assert globals_used == {"numpy array"}
     exported = pickle.loads(single_out.read_bytes())
     # As the release's FC_ComposeDataset reads it: item[0][0] the class, item[1] the feature.
     assert np.array([i[0][0] for i in exported]).tolist() == [c for c in range(14) for _ in range(6)]
@@ -152,6 +156,13 @@ def test_export_writes_the_release_layout_and_reads_back(tmp_path):
         export_release(tmp_path / "release" / "features.npz", tmp_path / "x", pad_to=8)
     with pytest.raises(CprCoachError, match="composites of \\[3\\] errors"):
         export_release(tmp_path / "release" / "features.npz", tmp_path / "x", orders=(3,))
+    (tmp_path / "few").mkdir()
+    (few_single, few_multi), _, _ = release_pickles(tmp_path / "few", per_class=3)
+    items = pickle.loads(few_single.read_bytes())
+    few_single.write_bytes(pickle.dumps(items[:16] + items[17:]))  # item 16 is one of the three of class 5
+    import_release(few_single, few_multi, tmp_path / "few")
+    with pytest.raises(CprCoachError, match="E05 have fewer training videos than the correct class"):
+        export_release(tmp_path / "few" / "features.npz", tmp_path / "x")
 
 
 def test_pickles_that_hold_more_than_arrays_are_refused(tmp_path):
@@ -168,3 +179,20 @@ def test_pickles_that_hold_more_than_arrays_are_refused(tmp_path):
     (single, multi), _, _ = release_pickles(tmp_path)
     with pytest.raises(CprCoachError, match="multi-hot"):
         import_release(single, single, tmp_path / "out")
+    with pytest.raises(CprCoachError, match="this is a Multi file"):
+        import_release(multi, multi, tmp_path / "out")
+    for label, reason in (
+        (np.zeros(14), "not a composite"),
+        (TABLE.multi_hot("E00") + TABLE.multi_hot("E04"), "not a composite"),
+    ):
+        (tmp_path / "bad_multi.pkl").write_bytes(pickle.dumps([(label, np.zeros(DIM, np.float32))]))
+        with pytest.raises(CprCoachError, match=reason):
+            import_release(single, tmp_path / "bad_multi.pkl", tmp_path / "out")
+    for label in (np.array([]), np.array([np.nan]), np.array([14])):
+        (tmp_path / "bad_single.pkl").write_bytes(pickle.dumps([(label, np.zeros(DIM, np.float32))]))
+        with pytest.raises(CprCoachError, match="is not a class index"):
+            import_release(tmp_path / "bad_single.pkl", multi, tmp_path / "out")
+    (tmp_path / "narrow.pkl").write_bytes(pickle.dumps([(TABLE.multi_hot("E04+E07"), np.zeros(DIM // 2, np.float32))]))
+    with pytest.raises(CprCoachError) as error:
+        import_release(single, tmp_path / "narrow.pkl", tmp_path / "out")
+    assert error.value.path == tmp_path / "narrow.pkl" and "the Single file's" in str(error.value)

@@ -199,7 +199,7 @@ def test_float_flow_is_kept(processed, tmp_path):
 def test_open_shard_refuses_other_files(tmp_path):
     with h5py.File(tmp_path / "other.h5", "w") as handle:
         handle.attrs["format"] = "something else"
-    with pytest.raises(CprCoachError, match="not a cprcoach-shard/1 file"):
+    with pytest.raises(CprCoachError, match="not a cprcoach-shard/2 file"):
         open_shard(tmp_path / "other.h5")
     with pytest.raises(CprCoachError, match="cannot open the shard"):
         open_shard(tmp_path / "missing.h5")

@@ -22,12 +22,13 @@ import yaml
 from cprcoach.errors import ConfigError
 
 CORRECT = "E00"
+SPELLING_CUTOFF = 0.6  # how alike (difflib's ratio) a misspelt name must be to a class name to be suggested
 
 
 def alias_key(text: str) -> str:
-    """How aliases are compared: case, spaces, underscores and hyphens ignored; an index without leading zeros."""
-    key = re.sub(r"[\s_-]+", "", str(text)).lower()
-    return str(int(key)) if key.isdigit() else key
+    """How aliases are compared: case, spaces and underscores ignored; an index without leading zeros."""
+    key = re.sub(r"[\s_]+", "", str(text)).lower()
+    return str(int(key)) if key.isascii() and key.isdigit() else key
 
 
 class LabelError(ValueError):
@@ -47,9 +48,14 @@ class SingleClass:
     description: str
 
 
+def aliases_of(index: int, single: SingleClass) -> tuple[str, ...]:
+    """The names a single class answers to: its code, its label index, its official and its short name."""
+    return single.code, str(index), single.name, single.short
+
+
 @dataclass(frozen=True)
 class Composite:
-    id: str  # K01..K74, for tables and plots
+    id: str  # K01..K74, as classes.md numbers them
     code: str  # E01+E04: the error codes in ascending order
     in_figure: bool = False  # one of the composites the release's dataset figure shows
 
@@ -99,13 +105,6 @@ class ClassTable:
         """The official name: of a single class, or its errors' joined with ' + ' for a composite."""
         return " + ".join(self.single(part).name for part in self.errors_of(code))
 
-    def short_name(self, code: str) -> str:
-        """The snake_case name: of a single class, or its errors' joined with '+' for a composite."""
-        return "+".join(self.single(part).short for part in self.errors_of(code))
-
-    def composite_id(self, code: str) -> str | None:
-        return next((c.id for c in self.composites if c.code == code), None)
-
     def is_known(self, code: str) -> bool:
         return code in self._known
 
@@ -133,10 +132,12 @@ class ClassTable:
         return "".join(str(int(v)) for v in self.multi_hot(code))
 
     def code_of_vector(self, vector: np.ndarray) -> str:
-        """The code a label vector stands for (its errors joined in ascending order), known or not."""
+        """The code a label vector stands for (its classes joined in ascending order), known or not."""
         hot = [self.single_codes[i] for i in np.flatnonzero(np.asarray(vector).reshape(-1))]
         if not hot:
             raise ValueError("a label vector without any class")
+        if len(hot) > 1 and CORRECT in hot:
+            raise ValueError(f"a label vector of {CORRECT} and errors: {'+'.join(hot)}")
         return "+".join(hot)
 
     def clash(self, codes: list[str]) -> tuple[str, list[str]] | None:
@@ -150,19 +151,16 @@ class ClassTable:
     def resolve(self, label: str) -> str:
         """The canonical code of a label written with any aliases, in any order; LabelError if none."""
         parts = str(label).split("+")
-        codes = []
-        for part in parts:
-            code = self._aliases.get(alias_key(part))
-            if code is None:
-                closest = difflib.get_close_matches(alias_key(part), list(self._aliases), n=1, cutoff=0.5)
-                suggestion = self._described(self._aliases[closest[0]]) if closest else None
-                reason = (
-                    "is not a class name"
-                    if len(parts) == 1
-                    else f"names no class: {part.strip()!r} is not a class name"
-                )
-                raise LabelError(label, reason, suggestion)
-            codes.append(code)
+        found = [self._aliases.get(alias_key(part)) for part in parts]
+        unknown = [repr(part.strip()) for part, code in zip(parts, found, strict=True) if code is None]
+        if unknown:
+            reason = (
+                "is not a class name"
+                if len(parts) == 1
+                else f"names no class: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not a class name"
+            )
+            raise LabelError(label, reason, self._closest_spelling(parts, found))
+        codes = [code for code in found if code is not None]
         if len(codes) > 1 and CORRECT in codes:
             raise LabelError(
                 label, f"joins {self.name(CORRECT)} with errors", self._nearest([c for c in codes if c != CORRECT])
@@ -186,6 +184,21 @@ class ClassTable:
     def _described(self, code: str) -> str:
         return f"{code} ({self.name(code)})"
 
+    def _closest_spelling(self, parts: list[str], codes: list[str | None]) -> str | None:
+        """The class the misspelt parts most likely meant: each replaced by its closest name; the
+        whole label where that makes a class of the table, else the nearest class of those errors."""
+        guesses = []
+        for part, code in zip(parts, codes, strict=True):
+            if code is None:
+                close = difflib.get_close_matches(alias_key(part), list(self._aliases), n=1, cutoff=SPELLING_CUTOFF)
+                code = self._aliases[close[0]] if close else None
+            if code is not None:
+                guesses.append(code)
+        if not guesses:
+            return None
+        code = "+".join(sorted(set(guesses), key=self.index))
+        return self._described(code) if self.is_known(code) else self._nearest(guesses)
+
     def _nearest(self, codes: list[str]) -> str | None:
         """The table's label sharing the most errors with `codes` (and adding the fewest)."""
         wanted = set(codes)
@@ -199,11 +212,11 @@ class ClassTable:
 
     @functools.cached_property
     def _aliases(self) -> dict[str, str]:
-        aliases = {}
-        for index, single in enumerate(self.singles):
-            for alias in (single.code, str(index), single.name, single.short):
-                aliases[alias_key(alias)] = single.code
-        return aliases
+        return {
+            alias_key(alias): single.code
+            for index, single in enumerate(self.singles)
+            for alias in aliases_of(index, single)
+        }
 
     @functools.cached_property
     def _known(self) -> frozenset[str]:
@@ -262,7 +275,7 @@ def check_table(table: ClassTable) -> list[str]:
         problems.append(f"single class {code} is listed twice")
     owners: dict[str, set[str]] = {}
     for index, single in enumerate(table.singles):
-        for alias in (single.code, str(index), single.name, single.short):
+        for alias in aliases_of(index, single):
             owners.setdefault(alias_key(alias), set()).add(single.code)
     for alias, codes in sorted(owners.items()):
         if len(codes) > 1:

@@ -40,7 +40,7 @@ from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.model.data import FRAMES, TEXT_FIELDS, SkeletonBundle, bundle_from_index, bundle_from_poses, multi_hot
 from cprcoach.model.stgcn import STGCN, STGCNConfig
-from cprcoach.model.store import load_payload, save_payload
+from cprcoach.model.store import load_payload, load_weights, save_payload
 from cprcoach.model.train import BackboneSettings, fit_backbone, resolve_device, seed_everything
 from cprcoach.model.tsn import TSN, TSNConfig, TSNSettings, default_length, extract_tsn, fit_tsn
 from cprcoach.samples import read_sheet
@@ -48,8 +48,9 @@ from cprcoach.shards.index import read_index
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "cprcoach-backbone/1"
-FEATURES_FORMAT = "cprcoach-features/1"
+# /2: the labels are the official classes (E01-E13 named other errors in /1).
+CHECKPOINT_FORMAT = "cprcoach-backbone/2"
+FEATURES_FORMAT = "cprcoach-features/2"
 MODALITIES = ("skeleton", "rgb", "flow")
 ARCHITECTURES = {"stgcn": (STGCN, STGCNConfig), "tsn": (TSN, TSNConfig)}
 
@@ -130,10 +131,11 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, extra: dict[str, A
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """The trained backbone (eval mode, on `device`) and the rest of its checkpoint."""
-    checkpoint = load_payload(path, CHECKPOINT_FORMAT, "pass a checkpoint written by `cprcoach model backbone`", device)
+    fix = "pass a checkpoint written by `cprcoach model backbone`"
+    checkpoint = load_payload(path, CHECKPOINT_FORMAT, fix, device)
     network, network_config = ARCHITECTURES[checkpoint["architecture"]]
     model = network(network_config(**checkpoint["config"]))
-    model.load_state_dict(checkpoint["state_dict"])
+    load_weights(model, checkpoint["state_dict"], path, fix)
     return model.to(device).eval(), checkpoint
 
 

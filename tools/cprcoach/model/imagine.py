@@ -41,12 +41,12 @@ from cprcoach.model.features import Features, load_features
 from cprcoach.model.heads import HEADS, TOKEN_HEADS, input_copies, load_release_fc, make_head
 from cprcoach.model.metrics import score_report
 from cprcoach.model.plots import plot_class_ap
-from cprcoach.model.store import load_payload, save_payload
+from cprcoach.model.store import load_payload, load_weights, save_payload
 from cprcoach.model.train import Groups, HeadSettings, fit_head, predict_head, resolve_device
 
 log = logging.getLogger(__name__)
 
-HEAD_FORMAT = "cprcoach-head/1"
+HEAD_FORMAT = "cprcoach-head/2"  # /2: the official classes, the release's fc keys
 CORRECT_INDEX = 0
 DRAWS = 16
 METHODS = (*HEADS, "backbone")
@@ -213,9 +213,10 @@ def save_head(path: str | Path, kind: str, head: torch.nn.Module, features: Feat
 
 def load_head(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
     """A trained head (eval mode) and its checkpoint's fields."""
-    payload = load_payload(path, HEAD_FORMAT, "pass a head written by `cprcoach model imagine --checkpoint`", device)
+    fix = "pass a head written by `cprcoach model imagine --checkpoint`"
+    payload = load_payload(path, HEAD_FORMAT, fix, device)
     head = make_head(payload["kind"], payload["dim"], payload["num_classes"])
-    head.load_state_dict(payload["state_dict"])
+    load_weights(head, payload["state_dict"], path, fix)
     return head.to(device).eval(), payload
 
 
@@ -282,12 +283,14 @@ def run_imagine(
         "backbone_checkpoint": features.meta.get("checkpoint"),
         "seed": settings.seed,
         "epochs": {"backbone": features.meta.get("epochs"), RELEASE_FC: None}.get(kind, settings.epochs),
-        "settings": asdict(settings),
-        "imagination": {
+        "settings": asdict(settings) if kind != RELEASE_FC else None,
+        "imagination": None
+        if kind in ("backbone", RELEASE_FC)
+        else {
             "orders": list(orders),
             "draws_per_combination": draws,
             "singles_as_pairs": True,
-            "test_copies": input_copies(kind) if kind != "backbone" else None,
+            "test_copies": input_copies(kind),
         },
         "n_train_videos": int(train.sum()),
         "n_composite_videos": int(composite.sum()),

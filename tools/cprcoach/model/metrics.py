@@ -75,6 +75,11 @@ def fuse(y_true: np.ndarray, scores: np.ndarray, recordings: Sequence[str]) -> t
     return labels, fused, keys.tolist()
 
 
+def error_counts(multi_hot: np.ndarray) -> np.ndarray:
+    """(N, C) label vectors -> (N,) how many errors each holds (index 0, the correct class, is none)."""
+    return multi_hot.sum(axis=1) - multi_hot[:, 0]
+
+
 def _number(value: float) -> float | None:
     """A JSON-friendly metric: NaN (undefined) becomes null."""
     return None if not np.isfinite(value) else round(float(value), 6)
@@ -120,7 +125,7 @@ def score_report(
             "views": {view: _summary(kind, y[v == view], s[v == view], codes) for view in sorted(set(v))},
             "fused": _summary(kind, fused_y, fused_s, codes),
         }
-    errors = multi_hot.sum(axis=1) - multi_hot[:, 0]
+    errors = error_counts(multi_hot)
     report["composite_by_order"] = {}
     for order in sorted({int(e) for e in errors[composite]}):
         mask = composite & (errors == order)

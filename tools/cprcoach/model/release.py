@@ -45,12 +45,14 @@ from cprcoach.classes import load_classes
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.model.features import Features, load_features, save_features
+from cprcoach.model.metrics import error_counts
 
 log = logging.getLogger(__name__)
 
 RELEASE = "github Shunli-Wang/CPR-Coach"
 # What a release pickle may be made of: numpy arrays, scalars and dtypes, in lists and tuples.
 _ALLOWED = {
+    ("numpy", "array"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"),
@@ -98,7 +100,8 @@ def _item(item: Any, index: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
         ) from None
 
 
-def _pooled_and_tokens(features: list[np.ndarray], path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _stacked(features: list[np.ndarray], path: Path) -> np.ndarray:
+    """The features of one file, (N, d) or (N, T, d): one shape for every video."""
     shapes = {f.shape for f in features}
     if len(shapes) != 1 or len(next(iter(shapes))) not in (1, 2):
         raise CprCoachError(
@@ -106,10 +109,50 @@ def _pooled_and_tokens(features: list[np.ndarray], path: Path) -> tuple[np.ndarr
             path=path,
             fix="pass the pooled (FC) or the token (SA, CA) feature pickle of one backbone",
         )
-    stacked = np.stack(features)
+    return np.stack(features)
+
+
+def _pooled_and_tokens(single: np.ndarray, multi: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled (N, d) and token (N, T, d) features of both files, which must be of one backbone."""
+    if single.shape[1:] != multi.shape[1:]:
+        raise CprCoachError(
+            f"its features are {multi.shape[1:]}, the Single file's {single.shape[1:]}",
+            path=path,
+            fix="pass the Single and Multi files of one backbone",
+        )
+    stacked = np.concatenate([single, multi])
     if stacked.ndim == 2:
         return stacked, stacked[:, None, :]
     return stacked.mean(axis=1), stacked
+
+
+def _class_indices(labels: list[np.ndarray], width: int, path: Path) -> np.ndarray:
+    """The Single file's class index of every video: item[0][0], an integer 0 to width - 1."""
+    fix = "pass the Single pickle as --single (item[0][0] is the class index 0-13) and the Multi one as --multi"
+    for i, label in enumerate(labels):
+        if label.size == width and label.size > 1:
+            raise CprCoachError(f"item {i}'s label is a {width}-entry vector: this is a Multi file", path=path, fix=fix)
+        if label.size == 0 or not np.isfinite(label[0]) or label[0] != int(label[0]) or not 0 <= label[0] < width:
+            raise CprCoachError(
+                f"item {i}'s label {label.tolist()} is not a class index 0-{width - 1}", path=path, fix=fix
+            )
+    return np.array([int(label[0]) for label in labels])
+
+
+def _multi_hot(labels: list[np.ndarray], width: int, path: Path) -> np.ndarray:
+    """The Multi file's labels as (N, width) 0/1: composites, so no correct class and two errors or more."""
+    fix = "pass the Multi (double-error) pickle as --multi"
+    for i, label in enumerate(labels):
+        if label.size != width:
+            raise CprCoachError(f"item {i}'s label is not a {width}-entry multi-hot vector", path=path, fix=fix)
+        hot = label > 0.5
+        if hot[0] or hot.sum() < 2:
+            raise CprCoachError(
+                f"item {i}'s label {label.astype(int).tolist()} is not a composite (no correct class, two errors or more)",
+                path=path,
+                fix=fix,
+            )
+    return (np.stack(labels) > 0.5).astype(np.uint8)
 
 
 def refit_softmax(pooled: np.ndarray, classes: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
@@ -145,21 +188,12 @@ def import_release(
     singles = [_item(item, i, single) for i, item in enumerate(read_release_pickle(single))]
     multis = [_item(item, i, multi) for i, item in enumerate(read_release_pickle(multi))]
     width = table.num_outputs
-    class_index = np.array([int(label[0]) for label, _ in singles])
-    if (class_index < 0).any() or (class_index >= width).any():
-        raise CprCoachError(
-            f"class indices run from {class_index.min()} to {class_index.max()}, the class table has {width} classes",
-            path=single,
-            fix="pass the Single pickle (item[0][0] is the class index 0-13)",
-        )
-    labels = [label for label, _ in multis]
-    if any(label.size != width for label in labels):
-        raise CprCoachError(
-            f"labels are not {width}-entry multi-hot vectors", path=multi, fix="pass the Multi (double-error) pickle"
-        )
-    test_hot = (np.stack(labels) > 0.5).astype(np.uint8)
+    class_index = _class_indices([label for label, _ in singles], width, single)
+    test_hot = _multi_hot([label for label, _ in multis], width, multi)
     multi_hot = np.concatenate([np.eye(width, dtype=np.uint8)[class_index], test_hot])
-    pooled, tokens = _pooled_and_tokens([f for _, f in singles] + [f for _, f in multis], single)
+    pooled, tokens = _pooled_and_tokens(
+        _stacked([f for _, f in singles], single), _stacked([f for _, f in multis], multi), multi
+    )
     codes = [table.code_of_vector(vector) for vector in multi_hot]
     n_single, n_multi = len(singles), len(multis)
     logits = refit_softmax(pooled, np.concatenate([class_index, np.full(n_multi, -1)]), width, seed)
@@ -201,9 +235,19 @@ def import_release(
     return features
 
 
+class _PortablePickler(pickle.Pickler):
+    """Pickles numpy arrays as numpy.array(nested lists, dtype): no reference to numpy's private
+    modules (numpy 2 names numpy._core, which the release's older numpy cannot import)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            return np.array, (obj.tolist(), obj.dtype.str)
+        return NotImplemented
+
+
 def _write_pickle(path: Path, items: list) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        pickle.dump(items, handle, protocol=4)
+        _PortablePickler(handle, protocol=2).dump(items)
 
 
 def _padded(x: np.ndarray, pad_to: int | None, path: Path) -> np.ndarray:
@@ -232,13 +276,21 @@ def export_release(
     features = load_features(features_path)
     values = _padded(features.tokens if tokens else features.pooled, pad_to, features_path).astype(np.float32)
     train = np.flatnonzero((features.split == "train") & features.is_single)
-    errors = features.multi_hot.sum(axis=1) - features.multi_hot[:, 0]
-    test = np.flatnonzero((features.multi_hot.sum(axis=1) >= 2) & np.isin(errors, orders))
+    test = np.flatnonzero((features.multi_hot.sum(axis=1) >= 2) & np.isin(error_counts(features.multi_hot), orders))
     if not len(train) or not len(test):
         raise CprCoachError(
             f"{len(train)} training single-class videos and {len(test)} composites of {list(orders)} errors",
             path=features_path,
             fix="export features of a run with both (see --orders)",
+        )
+    counts = np.bincount(features.multi_hot[train].argmax(axis=1), minlength=features.multi_hot.shape[1])
+    short = [features.meta["classes"][c] for c in range(1, len(counts)) if counts[c] < counts[0]]
+    if short:
+        raise CprCoachError(
+            f"{', '.join(short)} have fewer training videos than the correct class ({counts[0]}), and the release's "
+            "FC_ComposeDataset draws as many of every error class as the correct class has",
+            path=features_path,
+            fix="export features of a run with as many training videos of every class",
         )
     single_items = [(np.array([int(features.multi_hot[i].argmax())]), values[i]) for i in train]
     multi_items = [(features.multi_hot[i].astype(np.float32), values[i]) for i in test]

@@ -3,14 +3,14 @@
 Two changes to the paper's network. The joints' motion (x, y differences between consecutive
 frames, as pyskl's joint-motion stream) joins the input channels: the compressions move the
 joints by a few hundredths of the person's size while views and rescuers place them tenths
-apart, so after the input normalisation the rate, depth and recoil errors all but vanished from
-positions alone (the rate errors were not even learned on the training videos). And the input
-goes through a per-joint embedding (a 1x1
-convolution with its own weights for each joint, as SGN's joint-type embedding does) before the
-first graph convolution. ST-GCN shares every weight across joints and pools over them at the end,
-so it can tell which joint moved only slowly, through the graph; the CPR errors are mostly that
-kind of difference (a wrist 8 cm higher, bent elbows). On the demo data the plain network did
-not get past 35 % training accuracy in 40 epochs; with the embedding it fits them (see the report).
+apart, so after the input normalisation the rate, depth and jump errors all but vanish from
+positions alone. And the input goes through a per-joint embedding (a 1x1 convolution with its
+own weights for each joint, as SGN's joint-type embedding does) before the first graph
+convolution. ST-GCN shares every weight across joints and pools over them at the end, so it can
+tell which joint moved only slowly, through the graph; the CPR errors are mostly that kind of
+difference (the hands on another spot, bent elbows, the knees off the floor). On the demo data of
+the previous class table the plain network did not get past 35 % training accuracy in 40 epochs;
+with the embedding it fits them.
 
 The graph is the spatial partition of the paper: for each joint, its neighbours split into the
 joint itself, those nearer the centre (the neck) and those farther from it, three adjacency

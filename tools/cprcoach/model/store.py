@@ -28,5 +28,14 @@ def load_payload(path: str | Path, expected: str, fix: str, device: torch.device
     except (OSError, RuntimeError, EOFError) as error:
         raise CprCoachError(f"cannot read the file ({error})", path=path, fix=fix) from None
     if not isinstance(payload, dict) or payload.get("format") != expected:
-        raise CprCoachError(f"not a {expected} file", path=path, fix=fix)
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CprCoachError(f"not a {expected} file ({found!r})", path=path, fix=fix)
     return payload
+
+
+def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path, fix: str) -> None:
+    """Load a state dict into the network the file describes; a mismatch names the file, not a traceback."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        raise CprCoachError(f"its weights do not fit the network it describes ({error})", path=path, fix=fix) from None

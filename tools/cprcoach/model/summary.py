@@ -1,8 +1,9 @@
 """`cprcoach model summary`: one table of every trained method, from the metrics files of a run.
 
 One row per (modality, head run, method): ImagineNet's own row and its baselines' rows, each
-with the composite mAP and mmit-mAP (per video and fused over views) and the held-out single
-top-1, so what imagination adds reads off one table.
+with the composite mAP and mmit-mAP (per video and fused over views), the fused mAP and mmit-mAP
+of the composites of each order (2, 3 and 4 errors) and the held-out single top-1, so what
+imagination adds reads off one table.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from cprcoach.video.frames import read_frames
 
 log = logging.getLogger(__name__)
 
-FORMAT = "cprcoach-shard/1"
+FORMAT = "cprcoach-shard/2"  # /2: the labels are the official classes
 JPEG_QUALITY = 90
 FLOW_ZSTD_LEVEL = 6
 SHEET_FIELDS = ("video_id", "participant", "view", "label", "take", "kind", "n_errors", "multi_hot", "split", "path")

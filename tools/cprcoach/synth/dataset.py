@@ -89,6 +89,13 @@ def select_labels(
             fix='use classes of the class table in synth.singles / synth.composites (codes, indices or names), or "all"',
         )
     labels = chosen_singles + chosen_composites
+    repeated = sorted({code for code in labels if labels.count(code) > 1})
+    if repeated:
+        raise ConfigError(
+            f"synth lists {', '.join(repeated)} more than once (under different names)",
+            path=table.source,
+            fix="name each class once in synth.singles and synth.composites",
+        )
     unsupported = sorted(
         {f"{e} ({table.single(e).short})" for code in labels for e in table.errors_of(code) if e != CORRECT}
         - {f"{e} ({table.single(e).short})" for e in table.error_codes if table.single(e).short in ERROR_EFFECTS}
@@ -111,6 +118,12 @@ def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> li
     views = list(config["views"])
     make_rig(views, width, height)  # reject a view count the rig cannot place, before any work
     frames = max(1, round(float(synth["seconds"]) * fps))
+    low, high = (float(v) for v in synth["severity"])
+    if low > high:
+        raise ConfigError(
+            f"synth.severity is [{low:g}, {high:g}]: the mildest bound comes first",
+            fix=f"write synth.severity as [{high:g}, {low:g}]",
+        )
     root = Path(raw_dir if raw_dir is not None else config["raw_dir"])
     specs = []
     for participant in range(1, int(synth["participants"]) + 1):
@@ -140,7 +153,7 @@ def video_specs(config: dict[str, Any], raw_dir: str | Path | None = None) -> li
                             frames=frames,
                             seed=int(synth["seed"]),
                             noise=float(synth["noise"]),
-                            severity=(float(synth["severity"][0]), float(synth["severity"][1])),
+                            severity=(low, high),
                         )
                     )
     return specs

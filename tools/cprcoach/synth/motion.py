@@ -85,8 +85,8 @@ ERROR_RANGES: dict[str, dict[str, ErrorRange]] = {
 WRONG_SPOTS = ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0))
 
 
-def _range(code: str, key: str, severity: float) -> float:
-    return ERROR_RANGES[code][key].at(severity)
+def _range(name: str, key: str, severity: float) -> float:
+    return ERROR_RANGES[name][key].at(severity)
 
 
 def _overlap_hands(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
@@ -106,7 +106,7 @@ def _clenching_hands(p: MotionParams, s: float, rng: np.random.Generator) -> Mot
 
 
 def _single_hand(p: MotionParams, s: float, rng: np.random.Generator) -> MotionParams:
-    """One hand compresses; the other hangs at the side or rests on the thigh."""
+    """One hand compresses; the other hangs at the side or rests on the thigh (no degrees: s is unused)."""
     return dataclasses.replace(p, hands=HANDS_SINGLE, idle_hand=(IDLE_THIGH, IDLE_SIDE)[int(rng.integers(2))])
 
 

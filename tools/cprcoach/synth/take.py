@@ -10,7 +10,7 @@ import numpy as np
 
 from cprcoach.classes import CORRECT
 from cprcoach.synth.body import Participant, PoseSequence, make_participant, solve_poses
-from cprcoach.synth.motion import Compressions, MotionParams, apply_errors, compressions
+from cprcoach.synth.motion import ERROR_RANGES, Compressions, MotionParams, apply_errors, compressions
 
 # Stream tags keep the random draws of motion and sensor noise independent of each other.
 _MOTION = 0x4D4F54
@@ -98,13 +98,15 @@ def simulate(spec: VideoSpec) -> Take:
         lean_side=person.lean_side,
     )
     low, high = spec.severity
+    # Every error draws its severity (so a range added to one leaves the others' draws as they
+    # were); the sidecar records it for the errors that have degrees (SingleHand has none).
     drawn = {
         (code, name): round(float(rng.uniform(low, high)), 4)
         for code, name in zip(spec.errors, spec.error_names, strict=True)
         if code != CORRECT
     }
     motion = apply_errors(correct, {name: s for (_, name), s in drawn.items()}, rng)
-    severity = {code: s for (code, _), s in drawn.items()}
+    severity = {code: s for (code, name), s in drawn.items() if name in ERROR_RANGES}
     signal = compressions(motion, np.arange(spec.frames) / spec.fps, rng)
     hand_jitter = rng.normal(0.0, 0.006, 3) * np.array([1.0, 1.0, 0.0])
     poses = solve_poses(person, motion, signal, hand_jitter)

@@ -263,6 +263,6 @@ def run(args: argparse.Namespace) -> None:
             f"{len(args.sources)} sources but {len(args.probes)} --probe paths", fix="pass one --probe per source"
         )
     settings = EncoderSettings(args.preset, args.crf, args.scale_flags, args.threads)
-    for source, probe in zip(args.sources, args.probes, strict=True):
-        clips = [ClipSpec(name, w, h, clip_beside(probe, name)) for name, w, h in args.clips]
-        resize_video(source, clips, probe, source_width=width, source_height=height, fps=args.fps, settings=settings)
+    clips = [[ClipSpec(name, w, h, clip_beside(probe, name)) for name, w, h in args.clips] for probe in args.probes]
+    for source, probe, outputs in zip(args.sources, args.probes, clips, strict=True):
+        resize_video(source, outputs, probe, source_width=width, source_height=height, fps=args.fps, settings=settings)
