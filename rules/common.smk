@@ -14,7 +14,7 @@ sys.path.insert(0, str(TOOLS))
 from cprcoach.classes import load_classes
 from cprcoach.errors import CprCoachError
 from cprcoach.samples import FIELD_REGEX, samples_from_config
-from cprcoach.synth.sidecar import sidecar_path
+from cprcoach.pose.groundtruth import sidecar_path
 
 # Jobs import the package from this checkout, also inside per-stage conda environments.
 # (The prefix is formatted like a shell command, hence the doubled braces.)

@@ -3,10 +3,13 @@ workflow's per-video stages run on one recording."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
+import h5py
 import pytest
 
 # Triton reads TRITON_INTERPRET when it is imported, so this comes before any test imports it: the
@@ -17,6 +20,8 @@ from cprcoach.config import validate_config
 from cprcoach.flow.extract import extract_flow
 from cprcoach.flow.params import TVL1Params
 from cprcoach.pose.estimate import estimate_pose
+from cprcoach.pose.format import PoseTrack
+from cprcoach.shards.store import decode_jpegs, video_group
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
@@ -96,6 +101,21 @@ def make_video(
         command += ["-movflags", "+faststart"]
     subprocess.run([*command, str(path)], check=True)
     return path
+
+
+def read_video(shard: h5py.File, video_id: str) -> SimpleNamespace:
+    """Everything a shard holds of one video, decoded, to compare with the files it was built from."""
+    group = video_group(shard, video_id)
+    pose = PoseTrack(
+        group["keypoints"][:],
+        group["box"][:],
+        group["found"][:],
+        group["interpolated"][:],
+        json.loads(group.attrs["pose_meta"]),
+    )
+    return SimpleNamespace(
+        rgb=decode_jpegs(group["rgb"][:]), flow_x=group["flow_x"][:], flow_y=group["flow_y"][:], pose=pose
+    )
 
 
 @pytest.fixture

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from cprcoach.flow.benchmark import synthetic_clip
-from cprcoach.flow.tvl1 import TVL1Params, _Scale, median_filter, tvl1_torch
+from cprcoach.bench.flow import synthetic_clip
+from cprcoach.flow.median import median_filter
+from cprcoach.flow.tvl1 import TVL1Params, _Scale, tvl1_torch
 
 kernels = pytest.importorskip("cprcoach.flow.kernels", reason="Triton, which the kernels need, is Linux-only")
+from cprcoach.flow import launch, median_kernel  # noqa: E402  (after the skip: they import Triton too)
 
 # Two scales, two warps, 2 x 10 inner iterations: every kernel and every stopping path, quickly.
 SHORT = {"nscales": 2, "warps": 2, "outer_iterations": 2, "inner_iterations": 10}
@@ -44,7 +46,7 @@ def test_median_kernel_is_opencvs_for_the_active_pairs(size):
     values[:, :, ::3] = values[:, :, ::3].round()  # ties
     values[:, :, :, ::4] = 0.5
     out = torch.full(values.shape, np.nan)
-    kernels.median_of_active_pairs(torch.from_numpy(values), out, torch.tensor([0, 2], dtype=torch.int32), size)
+    median_kernel.median_of_active_pairs(torch.from_numpy(values), out, torch.tensor([0, 2], dtype=torch.int32), size)
     for pair, channel in [(0, 0), (0, 1), (2, 0), (2, 1)]:
         np.testing.assert_array_equal(out[pair, channel].numpy(), cv2.medianBlur(values[pair, channel], size))
     assert out[1].isnan().all()  # not active: left alone
@@ -53,7 +55,7 @@ def test_median_kernel_is_opencvs_for_the_active_pairs(size):
 def test_median_of_other_sizes_is_the_pytorch_filter():
     values = torch.from_numpy(np.random.default_rng(7).normal(size=(2, 3, 20, 23)).astype(np.float32))
     out = torch.zeros(2, 2, 20, 23)
-    kernels.median_of_active_pairs(values, out, torch.arange(2, dtype=torch.int32), 7)
+    median_kernel.median_of_active_pairs(values, out, torch.arange(2, dtype=torch.int32), 7)
     torch.testing.assert_close(out, median_filter(values[:, :2], 7))
 
 
@@ -98,7 +100,7 @@ def test_large_frames_take_several_tiles_a_program_with_the_same_result(monkeypa
 
 def test_batches_beyond_a_cuda_grid_and_strided_tensors_are_clear_errors():
     with pytest.raises(ValueError, match="at most 65535 pairs at once.*not 70000: set flow.batch_size"):
-        kernels._grid(170, 70000)
+        launch.launch_grid(170, 70000)
     flow = torch.zeros(1, 2, 16, 16)
     with pytest.raises(ValueError, match="contiguous float32 tensors here"):
         kernels.warp_data(torch.zeros(1, 1, 16, 16), torch.zeros(1, 3, 16, 16), flow.transpose(2, 3))

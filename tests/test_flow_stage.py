@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cprcoach.errors import CprCoachError
-from cprcoach.flow.extract import extract_flow, read_flow
+from cprcoach.flow.extract import extract_flow
+from cprcoach.flow.format import read_flow
 from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.quantize import dequantize, quantize
 

@@ -15,13 +15,16 @@ import torch
 import yaml
 from skimage import color, data
 
+from cprcoach.bench import flow as benchmark
+from cprcoach.bench.flow import smooth_flow, synthetic_clip
 from cprcoach.config import schema_path
 from cprcoach.errors import ConfigError, CprCoachError
-from cprcoach.flow import benchmark, tvl1
-from cprcoach.flow.benchmark import smooth_flow, synthetic_clip
+from cprcoach.flow import tvl1
+from cprcoach.flow.launch import FUSED_MAX_BATCH
+from cprcoach.flow.median import median_filter
 from cprcoach.flow.opencv import create_tvl1, flow_opencv
 from cprcoach.flow.quantize import quantize
-from cprcoach.flow.tvl1 import TVL1Params, auto_batch_size, flow_torch, median_filter, tvl1_torch
+from cprcoach.flow.tvl1 import TVL1Params, auto_batch_size, flow_torch, tvl1_torch
 
 HEIGHT, WIDTH = 96, 128
 MARGIN = 8  # pixels left out of the end-point error
@@ -239,8 +242,8 @@ def test_auto_batch_size(monkeypatch):
     eager = auto_batch_size(256, 340, "cuda", DEFAULTS, fused=False)
     assert eager == int(free * tvl1.CUDA_MEMORY_FRACTION / eager_per_pair)
     assert auto_batch_size(256, 340, "cuda", TVL1Params(gamma=0.1)) < auto_batch_size(256, 340, "cuda", DEFAULTS)
-    assert auto_batch_size(16, 16, "cuda", DEFAULTS) == tvl1.FUSED_MAX_BATCH  # a CUDA grid's height
-    assert auto_batch_size(16, 16, "cuda", DEFAULTS, fused=False) > tvl1.FUSED_MAX_BATCH
+    assert auto_batch_size(16, 16, "cuda", DEFAULTS) == FUSED_MAX_BATCH  # a CUDA grid's height
+    assert auto_batch_size(16, 16, "cuda", DEFAULTS, fused=False) > FUSED_MAX_BATCH
 
 
 def test_benchmark_runs(capsys):

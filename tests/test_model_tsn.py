@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import RGB, preprocess_recording, tiny_config
+from conftest import RGB, preprocess_recording, read_video, tiny_config
 from cprcoach.errors import CprCoachError
 from cprcoach.model.assess import assess_recording
 from cprcoach.model.data import bundle_from_index
@@ -36,7 +37,7 @@ from cprcoach.samples import read_sheet, samples_from_config, write_sheet
 from cprcoach.shards.build import shard_videos
 from cprcoach.shards.datasets import FlowDataset, RGBDataset
 from cprcoach.shards.index import build_index, read_index, write_index
-from cprcoach.shards.store import ShardVideo, build_shard, open_shard, read_video
+from cprcoach.shards.store import build_shard, open_shard
 from cprcoach.synth.dataset import generate_dataset
 
 VIEWS = ("V1", "V2")
@@ -127,7 +128,7 @@ def test_input_normalisation():
 # --- on the shard ------------------------------------------------------------------------------------
 
 
-def whole_video(record) -> ShardVideo:
+def whole_video(record) -> SimpleNamespace:
     with open_shard(record.shard) as shard:
         return read_video(shard, record.group)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -18,6 +19,7 @@ from cprcoach.pose.cli import main
 from cprcoach.pose.estimate import estimate_pose, pose_settings
 from cprcoach.pose.format import PoseTrack, keypoint_box, read_pose, write_pose
 from cprcoach.pose.gaps import fill_gaps, smooth_found
+from cprcoach.pose.groundtruth import read_sidecar, sidecar_path
 from cprcoach.pose.halpe import mediapipe_to_halpe
 from cprcoach.pose.mediapipe_backend import MediaPipePose
 from cprcoach.pose.overlay import draw_skeleton, overlay
@@ -25,8 +27,9 @@ from cprcoach.pose.qc import pck, qc_table
 from cprcoach.pose.rescuer import Person, choose_rescuer, link_tracks
 from cprcoach.skeleton import HALPE26, JOINT
 from cprcoach.synth.dataset import correct_recording, render_video
-from cprcoach.synth.sidecar import read_sidecar, sidecar_path
+from cprcoach.video import probe
 from cprcoach.video.ffmpeg import ffmpeg_exe
+from cprcoach.video.probe import probe_video
 from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,8 +38,13 @@ ARMS = [JOINT[f"{s}_{p}"] for p in ("elbow", "wrist") for s in ("left", "right")
 
 
 def write_probe(path: Path, clip: Path, source: tuple[int, int], fps: float = 25.0) -> Path:
-    """A probe JSON as the resize stage writes it, for clips made here."""
-    path.write_text(json.dumps({"source": {"path": str(path.with_suffix(".raw.mp4")), "width": source[0], "height": source[1], "fps": fps}, "clips": {"pose": {"path": str(clip)}}}))  # fmt: skip
+    """A probe sidecar as the resize stage writes it, for clips made here of a raw video of `source` size."""
+    got = probe_video(clip)
+    raw = dataclasses.replace(got, path=str(path.with_suffix(".raw.mp4")), width=source[0], height=source[1], fps=fps)
+    clips = {
+        "pose": {"path": str(clip), "width": got.width, "height": got.height, "fps": got.fps, "frames": got.frames}
+    }
+    probe.write_probe(path, raw, clips)
     return path
 
 

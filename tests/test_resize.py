@@ -11,7 +11,8 @@ import av
 import pytest
 
 from cprcoach.errors import CprCoachError, VideoError
-from cprcoach.video.resize import ClipSpec, EncoderSettings, clip_beside, parse_clip_size, resize_video
+from cprcoach.video.probe import clip_beside
+from cprcoach.video.resize import ClipSpec, EncoderSettings, parse_clip_size, resize_video
 
 
 def decoded_frames(path) -> int:

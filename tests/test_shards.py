@@ -18,21 +18,22 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import FAST, RGB, SOURCE, preprocess_recording, tiny_config
+from conftest import FAST, RGB, SOURCE, preprocess_recording, read_video, tiny_config
+from cprcoach.bench.shards import run_bench
 from cprcoach.errors import CprCoachError
-from cprcoach.flow.extract import extract_flow, read_flow
+from cprcoach.flow.extract import extract_flow
+from cprcoach.flow.format import read_flow
 from cprcoach.flow.quantize import quantize
 from cprcoach.pose.format import read_pose
 from cprcoach.samples import read_sheet, samples_from_config, write_sheet
 from cprcoach.shards import store
-from cprcoach.shards.benchmark import run_bench
 from cprcoach.shards.build import shard_videos
 from cprcoach.shards.check import check_shard
 from cprcoach.shards.datasets import FlowDataset, RGBDataset, SkeletonDataset, segment_starts
 from cprcoach.shards.export import export_rawframes, export_skeletons
 from cprcoach.shards.index import INDEX_COLUMNS, build_index, read_index, write_index
 from cprcoach.shards.stats import dataset_stats, human_bytes
-from cprcoach.shards.store import build_shard, open_shard, read_video
+from cprcoach.shards.store import build_shard, open_shard
 from cprcoach.synth.dataset import generate_dataset
 from cprcoach.video.frames import read_frames
 

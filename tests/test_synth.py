@@ -14,20 +14,14 @@ import yaml
 from cprcoach.classes import load_classes
 from cprcoach.config import validate_config
 from cprcoach.errors import ConfigError
+from cprcoach.pose.groundtruth import read_sidecar, sidecar_path
 from cprcoach.skeleton import COCO17, HALPE26, HALPE26_EDGES, JOINT
-from cprcoach.synth import (
-    generate_dataset,
-    main,
-    project,
-    read_sidecar,
-    render_frames,
-    select_labels,
-    sidecar_path,
-    simulate,
-    video_specs,
-)
 from cprcoach.synth.body import HAND_HEIGHT
+from cprcoach.synth.camera import project
+from cprcoach.synth.dataset import generate_dataset, main, select_labels, video_specs
 from cprcoach.synth.motion import ERROR_EFFECTS, ERROR_RANGES, MotionParams, apply_errors
+from cprcoach.synth.render import render_frames
+from cprcoach.synth.take import simulate
 
 FPS = 25
 LABELS = [f"E{i:02d}" for i in range(14)]

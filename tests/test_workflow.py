@@ -16,7 +16,7 @@ import yaml
 
 from conftest import REPO
 from cprcoach.config import load_config
-from cprcoach.flow.extract import read_flow
+from cprcoach.flow.format import read_flow
 from cprcoach.pose.format import read_pose
 from cprcoach.samples import read_sheet
 from cprcoach.synth.dataset import generate_dataset

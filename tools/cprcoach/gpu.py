@@ -74,9 +74,3 @@ def claim_cuda_device(ids: Sequence[str] | None = None, folder: str | Path | Non
         f"all {len(ids)} visible GPUs are held by other cprcoach jobs (locks in {folder})",
         fix="run with --resources gpu=N, N at most the number of GPUs (profiles/workstation sets it)",
     )
-
-
-def release_cuda_devices() -> None:
-    """Give back this process's devices (a process that ends releases them anyway)."""
-    while _held:
-        _held.pop()[1].close()

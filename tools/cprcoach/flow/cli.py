@@ -9,7 +9,7 @@ from cprcoach.dispatch import dispatch
 COMMANDS = {
     "extract": ("cprcoach.flow.extract", "TV-L1 flow between consecutive frames of a clip"),
     "plot": ("cprcoach.flow.plot", "flow-to-colour figure of sample frame pairs"),
-    "bench": ("cprcoach.flow.benchmark", "frame pairs per second of the opencv and torch backends"),
+    "bench": ("cprcoach.bench.flow", "frame pairs per second of the opencv and torch backends"),
 }
 
 

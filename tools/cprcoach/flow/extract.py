@@ -1,11 +1,8 @@
-"""The flow stage: TV-L1 flow between consecutive frames of a clip (T frames -> T-1 flows).
+"""The flow stage: TV-L1 flow between consecutive frames of a clip (T frames -> T-1 flows), written
+as one flow file per clip (cprcoach.flow.format).
 
 A job takes the clips of one recording's views, one after the other, so the command's start
 (importing torch, above all) is paid once for them.
-
-The output is one compressed .npz per video: `x` and `y` (T-1,H,W), uint8 in the
-mmaction2/denseflow convention (clipped to +-bound, 0-255) or float16 pixels, and `meta`
-(a JSON string: backend, device, parameters, bound, sizes, timing, versions).
 """
 
 from __future__ import annotations
@@ -20,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.flow.format import write_flow
 from cprcoach.flow.params import TVL1Params
 from cprcoach.flow.quantize import quantize
 from cprcoach.gpu import claim_cuda_device
@@ -102,8 +99,7 @@ def extract_flow(
         "pairs_per_second": round((len(frames) - 1) / seconds, 2),
         "opencv": cv2.__version__,
     }
-    with atomic_path(out) as tmp:
-        np.savez_compressed(tmp, x=x, y=y, meta=np.array(json.dumps(meta)))
+    meta = write_flow(out, x, y, meta)
     log.info(
         "%s: %d pairs %dx%d with %s on %s in %.1f s -> %s",
         clip,
@@ -116,12 +112,6 @@ def extract_flow(
         out,
     )
     return meta
-
-
-def read_flow(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """x, y and the metadata of a stored flow file."""
-    with np.load(path) as data:
-        return data["x"], data["y"], json.loads(str(data["meta"]))
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -1,10 +1,10 @@
-"""TV-L1 as Triton kernels: the warp's linearisation, the inner iteration and the median filter.
+"""TV-L1 as Triton kernels: the warp's linearisation and the inner iteration, and the loop that launches them.
 
 Written as whole-tensor PyTorch, one inner iteration is some twenty passes over the batch and
 moves about 440 bytes per pixel of a pair. Here the dual step of one inner iteration and the
 primal step of the next (TH step, divergence, change) are one kernel, which reads the solver
 state once and writes it once, to a second buffer: 44 bytes per pixel with the dual variable in
-float16 (tvl1.FUSED_DUAL_DTYPE; every sum and product is float32). The divergence at a
+float16 (cprcoach.flow.tvl1.FUSED_DUAL_DTYPE; every sum and product is float32). The divergence at a
 pixel needs its left and upper neighbours' new dual variable, which other programs write, so the
 kernel computes those again from the old one. An outer iteration's first primal step (which reads
 the median-filtered flow) and last dual step are kernels of their own.
@@ -13,7 +13,7 @@ The kernels keep the per-pair stopping test on the GPU: the primal step of itera
 previous iteration's per-tile squared changes in a fixed order (so every program of a pair takes
 the same decision), and a pair that converged records the iteration in `done_at` and is skipped
 from then on. No iteration waits for the host. The warp (a bicubic remap of I1 and its gradient
-and rho's constant part) and the median filter are one kernel each, where PyTorch takes tens of
+and rho's constant part) is one kernel, and so is the median filter (cprcoach.flow.median_kernel), where PyTorch takes tens of
 passes.
 
 Layouts, per pair: the flow (C, H, W); the dual variable q = p / (tau / theta) as (2, C, H, W) in
@@ -31,10 +31,10 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from triton.runtime.interpreter import InterpretedFunction
 
+from cprcoach.flow.launch import check_tensors, launch_grid, tile_pixels
+from cprcoach.flow.median_kernel import median_of_active_pairs
 from cprcoach.flow.params import TVL1Params
-from cprcoach.flow.tvl1 import FUSED_MAX_BATCH, median_filter
 
 TILE = 512  # pixels a program handles at once in the linearisation and the primal and dual steps
 # Every program of a primal step sums its pair's per-program changes for the stopping test, so in
@@ -47,23 +47,10 @@ LARGE_FRAME_TILES = 8
 # Measured on an H100 in one run (2048 pairs at 340x256, uint8 out): 1377 pairs/s at 8 warps, 1280 at
 # 4, 1232 at 16.
 DUAL_PRIMAL_WARPS = 8
-MEDIAN_TILE = 256  # the median filter holds a window per pixel: smaller tiles
 PARTIAL_CHUNK = 128  # per-program squared changes summed at a time by the stopping test
 NOT_DONE = 2**30  # done_at of a pair still iterating
 FLT_EPSILON = tl.constexpr(1.1920928955078125e-07)  # float32 machine epsilon
 CUBIC_A = tl.constexpr(-0.75)  # the bicubic kernel of OpenCV's remap and PyTorch's grid_sample
-
-
-@triton.jit
-def _tile(index, height, width, TILE: tl.constexpr):
-    """Tile `index` of a frame, TILE consecutive pixels: their offsets, rows, columns, and which are in the frame.
-
-    Consecutive pixels stream through memory best: measured on an H200, the primal and dual steps
-    move 3.9 TB/s in tiles of 512 pixels, 2.2-2.8 TB/s in square-ish tiles of 32x32 to 4x128.
-    """
-    offsets = index * TILE + tl.arange(0, TILE)
-    rows = offsets // width
-    return offsets, rows, offsets - rows * width, offsets < height * width
 
 
 @triton.jit
@@ -101,7 +88,7 @@ def linearise(
     Positions are pixel coordinates in float32, so a whole-pixel flow samples exactly.
     """
     pair = tl.program_id(1).to(tl.int64)
-    offsets, rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
+    offsets, rows, cols, inside = tile_pixels(tl.program_id(0), height, width, TILE)
     pixels = height * width
     flow = flow_ptr + pair * CHANNELS * pixels + offsets
     u1 = tl.load(flow, mask=inside, other=0.0)
@@ -216,7 +203,7 @@ def _dual_step_of_tile(
     index, pair, flow_ptr, dual_ptr, dual_out_ptr, height, width, tau_theta, CHANNELS: tl.constexpr, TILE: tl.constexpr
 ):
     """The dual step of every channel at tile `index` of the pair, from dual_ptr into dual_out_ptr."""
-    offsets, rows, cols, inside = _tile(index, height, width, TILE)
+    offsets, rows, cols, inside = tile_pixels(index, height, width, TILE)
     pixels = height * width
     right = inside & (cols < width - 1)
     down = inside & (rows < height - 1)
@@ -289,7 +276,7 @@ def _primal_step_of_tile(
     the dual step comes first, from dual_ptr into dual_out_ptr with tau_theta, and the divergence
     takes its q; without, the divergence takes dual_ptr's q, and dual_out_ptr and tau_theta are unused.
     """
-    offsets, rows, cols, inside = _tile(index, height, width, TILE)
+    offsets, rows, cols, inside = tile_pixels(index, height, width, TILE)
     pixels = height * width
     start = start_ptr + pair * start_stride + offsets
     u1 = tl.load(start, mask=inside, other=0.0)
@@ -497,177 +484,6 @@ def dual_step(
         )
 
 
-@triton.jit
-def _exchange(a, b):
-    return tl.minimum(a, b), tl.maximum(a, b)
-
-
-@triton.jit
-def _sort5(a, b, c, d, e):
-    """An optimal sorting network of five (tvl1.SORT5)."""
-    a, b = _exchange(a, b)
-    d, e = _exchange(d, e)
-    c, e = _exchange(c, e)
-    c, d = _exchange(c, d)
-    a, d = _exchange(a, d)
-    a, c = _exchange(a, c)
-    b, e = _exchange(b, e)
-    b, d = _exchange(b, d)
-    b, c = _exchange(b, c)
-    return a, b, c, d, e
-
-
-@triton.jit
-def _merge5(a0, a1, a2, a3, a4, b0, b1, b2, b3, b4):
-    """Two sorted fives merged into a sorted ten (Batcher's odd-even merge, as tvl1._merge_plan(5) gives it)."""
-    lo0, hi0 = _exchange(a0, b0)
-    lo4, hi4 = _exchange(a4, b4)
-    lo4, hi0 = _exchange(lo4, hi0)
-    lo2, hi2 = _exchange(a2, b2)
-    lo2, lo4 = _exchange(lo2, lo4)
-    hi2, hi0 = _exchange(hi2, hi0)
-    lo1, hi1 = _exchange(a1, b1)
-    lo3, hi3 = _exchange(a3, b3)
-    lo3, hi1 = _exchange(lo3, hi1)
-    lo1, lo2 = _exchange(lo1, lo2)
-    lo3, lo4 = _exchange(lo3, lo4)
-    hi1, hi2 = _exchange(hi1, hi2)
-    hi3, hi0 = _exchange(hi3, hi0)
-    return lo0, lo1, lo2, lo3, lo4, hi1, hi2, hi3, hi0, hi4
-
-
-@triton.jit
-def _middle_of_twenty(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9):
-    """Ranks 7 to 12 of two sorted tens together, the compare-exchanges of tvl1._merge_plan(10, 7..12)."""
-    e0, e1 = _exchange(tl.minimum(a8, b8), tl.maximum(a0, b0))
-    e2, e3 = _exchange(a4, b4)
-    e4 = tl.maximum(e2, e0)
-    e5 = tl.minimum(e3, e1)
-    e6, e7 = _exchange(tl.minimum(a6, b6), tl.maximum(a2, b2))
-    e8 = tl.maximum(e6, e4)
-    e9, e10 = _exchange(e7, e5)
-    o0, o1 = _exchange(tl.minimum(a9, b9), tl.maximum(a1, b1))
-    o2, o3 = _exchange(a5, b5)
-    o4 = tl.maximum(o2, o0)
-    o5 = tl.minimum(o3, o1)
-    o6, o7 = _exchange(tl.minimum(a7, b7), tl.maximum(a3, b3))
-    o8, o9 = _exchange(o6, o4)
-    o10 = tl.minimum(o7, o5)
-    r7, r8 = _exchange(o8, e8)
-    r9, r10 = _exchange(o9, e9)
-    r11, r12 = _exchange(o10, e10)
-    return r7, r8, r9, r10, r11, r12
-
-
-@triton.jit
-def _median25(source, row0, row1, row2, row3, row4, col, width):
-    """Median of the 5x5 window: five sorted columns, the first four merged, then the fifth column.
-
-    The 13th of 25 from a sorted 20 (A) and a sorted 5 (B) is
-    min(A12, max(A11, B0), max(A10, B1), max(A9, B2), max(A8, B3), max(A7, B4)).
-    """
-    a0, a1, a2, a3, a4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col - 2, width))
-    b0, b1, b2, b3, b4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col - 1, width))
-    c0, c1, c2, c3, c4 = _column5(source, row0, row1, row2, row3, row4, col)
-    d0, d1, d2, d3, d4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col + 1, width))
-    f0, f1, f2, f3, f4 = _column5(source, row0, row1, row2, row3, row4, _clamp(col + 2, width))
-    p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 = _merge5(a0, a1, a2, a3, a4, b0, b1, b2, b3, b4)
-    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9 = _merge5(c0, c1, c2, c3, c4, d0, d1, d2, d3, d4)
-    r7, r8, r9, r10, r11, r12 = _middle_of_twenty(
-        p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, q0, q1, q2, q3, q4, q5, q6, q7, q8, q9
-    )
-    median = tl.minimum(r12, tl.maximum(r11, f0))
-    median = tl.minimum(median, tl.maximum(r10, f1))
-    median = tl.minimum(median, tl.maximum(r9, f2))
-    median = tl.minimum(median, tl.maximum(r8, f3))
-    return tl.minimum(median, tl.maximum(r7, f4))
-
-
-@triton.jit
-def _column5(source, row0, row1, row2, row3, row4, col):
-    return _sort5(
-        tl.load(source + row0 + col),
-        tl.load(source + row1 + col),
-        tl.load(source + row2 + col),
-        tl.load(source + row3 + col),
-        tl.load(source + row4 + col),
-    )
-
-
-@triton.jit
-def _median9(source, row0, row1, row2, col, width):
-    """Median of the 3x3 window: med3(max of the column minima, med3 of the middles, min of the maxima)."""
-    a0, a1, a2 = _column3(source, row0, row1, row2, _clamp(col - 1, width))
-    b0, b1, b2 = _column3(source, row0, row1, row2, col)
-    c0, c1, c2 = _column3(source, row0, row1, row2, _clamp(col + 1, width))
-    low = tl.maximum(tl.maximum(a0, b0), c0)
-    high = tl.minimum(tl.minimum(a2, b2), c2)
-    return _median3(low, _median3(a1, b1, c1), high)
-
-
-@triton.jit
-def _column3(source, row0, row1, row2, col):
-    a = tl.load(source + row0 + col)
-    b = tl.load(source + row1 + col)
-    c = tl.load(source + row2 + col)
-    a, b = _exchange(a, b)
-    b, c = _exchange(b, c)
-    a, b = _exchange(a, b)
-    return a, b, c
-
-
-@triton.jit
-def _median3(a, b, c):
-    return tl.maximum(tl.minimum(a, b), tl.minimum(tl.maximum(a, b), c))
-
-
-@triton.jit
-def _clamp(index, size):
-    """Replicated border: the index moved into 0..size - 1."""
-    return tl.minimum(tl.maximum(index, 0), size - 1)
-
-
-@triton.jit(do_not_specialize=["flow_stride"])
-def median_kernel(
-    flow_ptr,
-    out_ptr,
-    active_ptr,
-    height,
-    width,
-    flow_stride,
-    SIZE: tl.constexpr,
-    TILE: tl.constexpr,
-):
-    """cv::medianBlur of flow channels 0 and 1 (SIZE 3 or 5, replicated borders) into out (pairs, 2, H, W).
-
-    Each pixel's window is loaded whole (clamped, so no load is masked: pixels past the frame read
-    its edge) and reduced by sorting networks.
-    """
-    pair = tl.load(active_ptr + tl.program_id(1)).to(tl.int64)
-    offsets, rows, cols, inside = _tile(tl.program_id(0), height, width, TILE)
-    pixels = height * width
-    row = tl.minimum(rows, height - 1)
-    col = tl.minimum(cols, width - 1)
-    for channel in tl.static_range(2):
-        source = flow_ptr + pair * flow_stride + channel * pixels
-        if SIZE == 5:
-            median = _median25(
-                source,
-                _clamp(row - 2, height) * width,
-                _clamp(row - 1, height) * width,
-                row * width,
-                _clamp(row + 1, height) * width,
-                _clamp(row + 2, height) * width,
-                col,
-                width,
-            )
-        else:
-            median = _median9(
-                source, _clamp(row - 1, height) * width, row * width, _clamp(row + 1, height) * width, col, width
-            )
-        tl.store(out_ptr + (pair * 2 + channel) * pixels + offsets, median, mask=inside)
-
-
 def solve_warp(
     flow: torch.Tensor, dual: torch.Tensor, data: torch.Tensor, params: TVL1Params, scaled_epsilon: float
 ) -> torch.Tensor:
@@ -683,8 +499,8 @@ def solve_warp(
 
     Returns the inner iterations each pair ran, (B,) int32.
     """
-    _check_tensors(flow, data)
-    _check_tensors(dual, dtypes=(torch.float16, torch.float32))
+    check_tensors(flow, data)
+    check_tensors(dual, dtypes=(torch.float16, torch.float32))
     batch, channels, height, width = flow.shape
     pixels = height * width
     tiles = triton.cdiv(pixels, TILE)
@@ -703,71 +519,61 @@ def solve_warp(
             active = torch.nonzero(done_at == NOT_DONE).flatten().to(torch.int32)
             if not len(active):
                 break
-        primal_grid, dual_grid = _grid(programs, len(active)), _grid(tiles, len(active))
+        primal_grid, dual_grid = launch_grid(programs, len(active)), launch_grid(tiles, len(active))
         start, start_stride = flows[iteration % 2], channels * pixels
         if median is not None:
             median_of_active_pairs(start, median, active, params.median_filtering)
             start, start_stride = median, 2 * pixels
+        stopping = {  # what the primal steps of this outer iteration share
+            "partial_ptr": partial,
+            "done_ptr": done_at,
+            "active_ptr": active,
+            "n_pairs": batch,
+            "height": height,
+            "width": width,
+            "programs": programs,
+            "tiles_per_program": tiles_per_program,
+            "scaled_epsilon": scaled_epsilon,
+            "tau": params.tau,
+            "lambda_theta": lambda_theta,
+            "gamma": params.gamma,
+            "CHUNK": PARTIAL_CHUNK,
+            **layout,
+        }
         iteration += 1
         primal_step[primal_grid](
-            flows[(iteration - 1) % 2],
-            start,
-            duals[(iteration - 1) % 2],
-            data,
-            flows[iteration % 2],
-            partial,
-            done_at,
-            active,
-            batch,
-            height,
-            width,
-            programs,
-            tiles_per_program,
-            start_stride,
-            iteration,
-            scaled_epsilon,
-            params.tau,
-            lambda_theta,
-            params.gamma,
-            CHUNK=PARTIAL_CHUNK,
-            **layout,
+            flow_ptr=flows[(iteration - 1) % 2],
+            start_ptr=start,
+            dual_ptr=duals[(iteration - 1) % 2],
+            data_ptr=data,
+            flow_out_ptr=flows[iteration % 2],
+            start_stride=start_stride,
+            iteration=iteration,
+            **stopping,
         )
         for _ in range(params.inner_iterations - 1):
             dual_primal_step[primal_grid](
-                flows[iteration % 2],
-                duals[(iteration - 1) % 2],
-                data,
-                flows[(iteration + 1) % 2],
-                duals[iteration % 2],
-                partial,
-                done_at,
-                active,
-                batch,
-                height,
-                width,
-                programs,
-                tiles_per_program,
-                iteration,
-                scaled_epsilon,
-                params.tau,
-                tau_theta,
-                lambda_theta,
-                params.gamma,
+                flow_ptr=flows[iteration % 2],
+                dual_ptr=duals[(iteration - 1) % 2],
+                data_ptr=data,
+                flow_out_ptr=flows[(iteration + 1) % 2],
+                dual_out_ptr=duals[iteration % 2],
+                iteration=iteration,
+                tau_theta=tau_theta,
                 num_warps=DUAL_PRIMAL_WARPS,
-                CHUNK=PARTIAL_CHUNK,
-                **layout,
+                **stopping,
             )
             iteration += 1
         dual_step[dual_grid](
-            flows[iteration % 2],
-            duals[(iteration - 1) % 2],
-            duals[iteration % 2],
-            done_at,
-            active,
-            height,
-            width,
-            iteration,
-            tau_theta,
+            flow_ptr=flows[iteration % 2],
+            dual_ptr=duals[(iteration - 1) % 2],
+            dual_out_ptr=duals[iteration % 2],
+            done_ptr=done_at,
+            active_ptr=active,
+            height=height,
+            width=width,
+            iteration=iteration,
+            tau_theta=tau_theta,
             **layout,
         )
     iterations = done_at.clamp_(max=iteration)
@@ -777,53 +583,12 @@ def solve_warp(
     return iterations
 
 
-def median_of_active_pairs(flow: torch.Tensor, out: torch.Tensor, active: torch.Tensor, size: int) -> None:
-    """The median-filtered flow of the active pairs into out: by the kernel for 3 and 5 (OpenCV's sizes).
-
-    Pairs that converged on the last iteration are still listed, and filtered for nothing: the
-    next primal step finds them done and leaves their flow as it was.
-    """
-    _check_tensors(flow, out)
-    batch, channels, height, width = flow.shape
-    if size in (3, 5):
-        grid = _grid(triton.cdiv(height * width, MEDIAN_TILE), len(active))
-        median_kernel[grid](flow, out, active, height, width, channels * height * width, SIZE=size, TILE=MEDIAN_TILE)
-        return
-    index = active.long()
-    out[index] = median_filter(flow[index, :2], size)
-
-
 def warp_data(i0: torch.Tensor, i1_stack: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W): I1wx, I1wy and rho_c, from I0 (B, 1, H, W), I1 with its gradient (B, 3, H, W) and the flow."""
-    _check_tensors(i0, i1_stack, flow)
+    check_tensors(i0, i1_stack, flow)
     batch, channels, height, width = flow.shape
     data = flow.new_empty(batch, 3, height, width)
-    linearise[_grid(triton.cdiv(height * width, TILE), batch)](
+    linearise[launch_grid(triton.cdiv(height * width, TILE), batch)](
         i0, i1_stack, flow, data, height, width, CHANNELS=channels, TILE=TILE
     )
     return data
-
-
-def _grid(tiles: int, pairs: int) -> tuple[int, int]:
-    """A launch grid: a frame's programs along x, so the programs that run together share rows, and pairs along y."""
-    if pairs > FUSED_MAX_BATCH:
-        raise ValueError(
-            f"the fused TV-L1 kernels take at most {FUSED_MAX_BATCH} pairs at once (a CUDA grid's height), not"
-            f" {pairs}: set flow.batch_size to {FUSED_MAX_BATCH} or fewer"
-        )
-    return tiles, pairs
-
-
-def _check_tensors(*tensors: torch.Tensor, dtypes: tuple[torch.dtype, ...] = (torch.float32,)) -> None:
-    """The kernels index raw memory: contiguous tensors of dtypes on a GPU, or on the CPU under the interpreter."""
-    for tensor in tensors:
-        if not tensor.is_contiguous() or tensor.dtype not in dtypes:
-            names = " or ".join(str(dtype).removeprefix("torch.") for dtype in dtypes)
-            raise ValueError(
-                f"the fused TV-L1 kernels take contiguous {names} tensors here, not {tensor.dtype} {tensor.stride()}"
-            )
-        if not tensor.is_cuda and not isinstance(primal_step, InterpretedFunction):
-            raise ValueError(
-                "the fused TV-L1 kernels run on a CUDA device, or on the CPU only with TRITON_INTERPRET=1 set before"
-                " cprcoach.flow.kernels is imported"
-            )

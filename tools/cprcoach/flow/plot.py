@@ -10,7 +10,7 @@ import numpy as np
 
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.flow.colour import sample_figure
-from cprcoach.flow.extract import read_flow
+from cprcoach.flow.format import read_flow
 from cprcoach.flow.quantize import dequantize
 from cprcoach.logs import setup_logging
 from cprcoach.video.frames import read_frames

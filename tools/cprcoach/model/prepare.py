@@ -99,7 +99,7 @@ def model_input(prepared: Path, checkpoint: dict[str, Any]) -> torch.Tensor:
     if modality == "rgb":
         frames = read_frames(prepared, "rgb24")
         return tsn.rgb_clip_input(frames, settings["segments"], settings["length"])[None]
-    from cprcoach.flow.extract import read_flow
+    from cprcoach.flow.format import read_flow
 
     x, y, meta = read_flow(prepared)
     return tsn.flow_clip_input(x, y, settings["segments"], settings["length"], bound=meta["bound"])[None]

@@ -10,7 +10,7 @@ COMMANDS = {
     "estimate": ("cprcoach.pose.estimate", "2D skeletons of the rescuer in a recording's clips -> one .npz per clip"),
     "qc": ("cprcoach.pose.qc", "PCK@0.2 against the synthetic ground truth: table and per-joint plot"),
     "overlay": ("cprcoach.pose.overlay", "draw the skeleton on a few frames of a clip into one PNG"),
-    "bench": ("cprcoach.pose.benchmark", "frames per second of each backend on a synthetic clip"),
+    "bench": ("cprcoach.bench.pose", "frames per second of each backend on a synthetic clip"),
 }
 
 

@@ -15,7 +15,6 @@ no control over its TFLite threads.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 from pathlib import Path
@@ -30,7 +29,7 @@ from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.pose.format import PoseTrack, keypoint_box, write_pose
 from cprcoach.pose.gaps import fill_gaps, smooth_found
-from cprcoach.video.probe import VideoInfo, probe_video
+from cprcoach.video.probe import VideoInfo, probe_video, read_probe
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +45,6 @@ def pose_settings(config_pose: dict[str, Any] | None = None) -> dict[str, Any]:
     return section_settings("pose", config_pose)
 
 
-def read_probe(path: str | Path) -> dict[str, Any]:
-    """The resize stage's probe JSON (source size and fps, clips)."""
-    path = Path(path)
-    try:
-        probe = json.loads(path.read_text())
-        missing = {"width", "height"} - set(probe["source"])
-        if missing:
-            raise KeyError(f"source {' and '.join(sorted(missing))}")
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CprCoachError(
-            f"not a readable probe JSON of the resize stage ({error})",
-            path=path,
-            fix="rerun the resize stage (`cprcoach video resize ... --probe`)",
-        ) from None
-    return probe
-
-
 def _versions(**extra: str) -> dict[str, str]:
     return {"cprcoach": cprcoach.__version__, "python": platform.python_version(), "numpy": np.__version__, **extra}
 
@@ -70,8 +52,7 @@ def _versions(**extra: str) -> dict[str, str]:
 def _groundtruth(
     settings: dict[str, Any], probe: dict[str, Any], info: VideoInfo, sidecar: str | Path | None
 ) -> Estimate:
-    from cprcoach.pose.groundtruth import groundtruth_pose
-    from cprcoach.synth.sidecar import read_sidecar, sidecar_path
+    from cprcoach.pose.groundtruth import groundtruth_pose, read_sidecar, sidecar_path
 
     sidecar = Path(sidecar) if sidecar else sidecar_path(probe["source"]["path"])
     truth = read_sidecar(sidecar)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cprcoach.arrays import npz_length
 from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError
 from cprcoach.skeleton import HALPE26
@@ -103,6 +104,11 @@ def write_pose(path: str | Path, track: PoseTrack) -> None:
             interpolated=track.interpolated,
             meta=np.array(json.dumps(meta)),
         )
+
+
+def pose_frames(path: str | Path) -> int:
+    """How many frames a pose file holds, from its header alone."""
+    return npz_length(path, "keypoints")
 
 
 def read_pose(path: str | Path) -> PoseTrack:

@@ -1,4 +1,5 @@
-"""The groundtruth backend: a synthetic video's own keypoints, made to look like a detector's.
+"""The groundtruth backend: a synthetic video's own keypoints, made to look like a detector's, and
+the format of the ground-truth sidecar it reads (which cprcoach synth writes beside each video).
 
 The sidecar holds the exact projection of every joint (raw-video pixels) and whether it is
 inside the image. On top of it:
@@ -15,14 +16,56 @@ own noise and the same config always gives the same files.
 
 from __future__ import annotations
 
+import json
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cprcoach.atomic import write_text_atomic
+from cprcoach.errors import VideoError
 from cprcoach.pose.format import keypoint_box
 
 MAX_SCORE = 0.95
+SIDECAR_FORMAT = "cprcoach-synth-gt/2"
+# Sidecar entries that read_sidecar returns as arrays.
+_ARRAYS = ("keypoints_2d", "visible", "keypoints_3d", "chest_depth", "hand_lift", "body_lift", "hand_spot")
+
+
+def sidecar_path(video_path: str | Path) -> Path:
+    """E04_01.mp4 -> E04_01.gt.json, in the same folder."""
+    return Path(video_path).with_suffix(".gt.json")
+
+
+def write_sidecar(path: str | Path, data: dict[str, Any]) -> None:
+    """Write atomically: one top-level key per line, values compact."""
+    lines = [f" {json.dumps(key)}: {json.dumps(value, separators=(',', ':'))}" for key, value in data.items()]
+    write_text_atomic(path, "{\n" + ",\n".join(lines) + "\n}\n")
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    """Load a sidecar; keypoints, visibility, depth and the camera matrices come back as arrays."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise VideoError(
+            f"cannot read the ground-truth sidecar ({error})",
+            path=path,
+            fix="re-render it with `cprcoach synth --force`",
+        ) from None
+    if data.get("format") != SIDECAR_FORMAT:
+        raise VideoError(
+            f"not a {SIDECAR_FORMAT} sidecar (format {data.get('format')!r})",
+            path=path,
+            fix="re-render it with `cprcoach synth --force`",
+        )
+    for key in _ARRAYS:
+        data[key] = np.asarray(data[key], dtype=bool if key == "visible" else float)
+    for key in ("K", "R", "t"):
+        data["camera"][key] = np.asarray(data["camera"][key], dtype=float)
+    return data
 
 
 def frame_map(frames: int, fps: float, source_frames: int, source_fps: float) -> np.ndarray:

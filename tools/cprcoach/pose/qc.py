@@ -28,7 +28,7 @@ from cprcoach.atomic import atomic_path  # noqa: E402
 from cprcoach.errors import cli_errors  # noqa: E402
 from cprcoach.logs import setup_logging  # noqa: E402
 from cprcoach.pose.format import PoseTrack, read_pose  # noqa: E402
-from cprcoach.pose.groundtruth import frame_map, person_size  # noqa: E402
+from cprcoach.pose.groundtruth import frame_map, person_size, read_sidecar, sidecar_path  # noqa: E402
 from cprcoach.skeleton import HALPE26  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,6 @@ def video_name(path: str | Path) -> str:
 def track_pck(track: PoseTrack, threshold: float = THRESHOLD) -> PCK | None:
     """PCK of one pose file against its ground truth, or None without one: the sidecar the
     groundtruth backend read, else the one beside the raw video."""
-    from cprcoach.synth.sidecar import read_sidecar, sidecar_path
-
     source = track.meta.get("source", {}).get("path")
     sidecar = track.meta.get("params", {}).get("sidecar") or (sidecar_path(source) if source else None)
     if not sidecar or not Path(sidecar).is_file():

@@ -9,19 +9,20 @@ the recorded size and, with --checksums, the recorded sha256. Every problem is l
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pandas as pd
 
 from cprcoach.atomic import write_json_atomic
 from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.flow.format import flow_pairs
 from cprcoach.logs import setup_logging
+from cprcoach.paths import same_file
+from cprcoach.pose.format import pose_frames
 from cprcoach.shards.index import read_index
 from cprcoach.shards.store import (
     DATASETS,
@@ -31,10 +32,10 @@ from cprcoach.shards.store import (
     group_attrs,
     open_shard,
     plain,
-    same_file,
     sha256_file,
 )
 from cprcoach.skeleton import HALPE26
+from cprcoach.video.probe import listed_clip, read_probe
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +70,15 @@ def _shapes(group: h5py.Group, frames: int) -> list[str]:
     return problems
 
 
-def _npy_length(path: Path, name: str) -> int:
-    """First dimension of an array in an .npz, from its header alone (no decompression)."""
-    with zipfile.ZipFile(path) as archive, archive.open(f"{name}.npy") as handle:
-        major, _ = np.lib.format.read_magic(handle)
-        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        return int(read(handle)[0][0])
-
-
 def _sidecar_frames(kind: str, path: Path, rgb_clip: str) -> int | None:
-    """The RGB frame count a sidecar implies; None when the probe does not list the clip."""
+    """The RGB frame count a per-video file implies; None when the probe does not list the clip."""
     if kind == "probe":
-        clips = json.loads(path.read_text())["clips"].values()
-        return next((int(c["frames"]) for c in clips if same_file(c["path"], rgb_clip)), None)
+        probe = read_probe(path)
+        name = listed_clip(probe, rgb_clip)
+        return int(probe["clips"][name]["frames"]) if name else None
     if kind == "flow":
-        return _npy_length(path, "x") + 1
-    return _npy_length(path, "keypoints")
+        return flow_pairs(path) + 1
+    return pose_frames(path)
 
 
 def _sidecars(attrs: dict, frames: int, result: CheckResult) -> list[str]:
@@ -97,7 +91,7 @@ def _sidecars(attrs: dict, frames: int, result: CheckResult) -> list[str]:
             continue
         try:
             count = _sidecar_frames(kind, path, attrs["rgb_path"])
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        except (CprCoachError, OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
             problems.append(f"its {kind} file {path} is unreadable ({error!r})")
             continue
         if count != frames:

@@ -24,7 +24,7 @@ COMMANDS = {
         "build_rawframes_parser",
         "run_rawframes",
     ),
-    "bench": ("cprcoach.shards.benchmark", "read throughput and bytes per frame, shards against JPEG files"),
+    "bench": ("cprcoach.bench.shards", "read throughput and bytes per frame, shards against JPEG files"),
 }
 
 

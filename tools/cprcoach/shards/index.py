@@ -19,61 +19,14 @@ from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.samples import read_sheet
-from cprcoach.shards.store import group_attrs, open_shard
+from cprcoach.shards.store import INDEX_ATTRS, group_attrs, open_shard
 
 log = logging.getLogger(__name__)
 
-# Group attributes copied to the index, after video_id, shard and group.
-ATTR_COLUMNS = [
-    "participant",
-    "view",
-    "label",
-    "take",
-    "kind",
-    "n_errors",
-    "multi_hot",
-    "label_index",
-    "split",
-    "frames",
-    "flow_frames",
-    "fps",
-    "height",
-    "width",
-    "flow_height",
-    "flow_width",
-    "flow_dtype",
-    "flow_bound",
-    "flow_backend",
-    "pose_backend",
-    "rgb_bytes",
-    "flow_bytes",
-    "source_width",
-    "source_height",
-    "source_fps",
-    "source_frames",
-    "source_duration",
-    "source_size",
-    "source_sha256",
-    "source_path",
-]
+# The index's columns: video_id, shard and group, then the group attributes the layout names for it.
+ATTR_COLUMNS = list(INDEX_ATTRS)
 INDEX_COLUMNS = ["video_id", "shard", "group", *ATTR_COLUMNS]
-TEXT_COLUMNS = [
-    "video_id",
-    "shard",
-    "group",
-    "participant",
-    "view",
-    "label",
-    "take",
-    "kind",
-    "multi_hot",
-    "split",
-    "flow_dtype",
-    "flow_backend",
-    "pose_backend",
-    "source_sha256",
-    "source_path",
-]
+TEXT_COLUMNS = ["video_id", "shard", "group", *(name for name, kind in INDEX_ATTRS.items() if kind is str)]
 
 
 def shard_rows(path: str | Path) -> list[dict]:

@@ -24,11 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,42 +39,60 @@ import numpy as np
 import cprcoach
 from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError
-from cprcoach.pose.format import PoseTrack, read_pose
+from cprcoach.flow.format import read_flow
+from cprcoach.paths import same_file
+from cprcoach.pose.format import read_pose
+from cprcoach.samples import COLUMNS as SHEET_COLUMNS
 from cprcoach.video.frames import read_frames
+from cprcoach.video.probe import listed_clip, read_probe
 
 log = logging.getLogger(__name__)
 
 FORMAT = "cprcoach-shard/2"  # /2: the labels are the official classes
 JPEG_QUALITY = 90
 FLOW_ZSTD_LEVEL = 6
-SHEET_FIELDS = ("video_id", "participant", "view", "label", "take", "kind", "n_errors", "multi_hot", "split", "path")
+# The sample sheet's fields a video's group keeps as attributes (its path is source_path).
+SHEET_FIELDS = tuple(column for column in SHEET_COLUMNS if column not in ("path", "file_label"))
 INPUT_FILES = ("rgb", "flow", "pose", "probe")
 DATASETS = ("rgb", "flow_x", "flow_y", "keypoints", "box", "found", "interpolated")
-# Group attributes every reader may rely on (check.py verifies them).
+# The group attributes the index copies, with their types: the index's columns come from here.
+INDEX_ATTRS: dict[str, type] = {
+    "participant": str,
+    "view": str,
+    "label": str,
+    "take": str,
+    "kind": str,
+    "n_errors": int,
+    "multi_hot": str,
+    "label_index": int,
+    "split": str,
+    "frames": int,
+    "flow_frames": int,
+    "fps": float,
+    "height": int,
+    "width": int,
+    "flow_height": int,
+    "flow_width": int,
+    "flow_dtype": str,
+    "flow_bound": float,
+    "flow_backend": str,
+    "pose_backend": str,
+    "rgb_bytes": int,
+    "flow_bytes": int,
+    "source_width": int,
+    "source_height": int,
+    "source_fps": float,
+    "source_frames": int,
+    "source_duration": float,
+    "source_size": int,
+    "source_sha256": str,
+    "source_path": str,
+}
+# Group attributes every reader may rely on (check.py verifies them): those, the per-video files
+# the shard was built from and their metadata.
 REQUIRED_ATTRS = (
-    *SHEET_FIELDS[:-1],
-    "label_index",
-    "frames",
-    "flow_frames",
-    "fps",
-    "height",
-    "width",
-    "flow_height",
-    "flow_width",
-    "flow_dtype",
-    "flow_bound",
-    "flow_backend",
-    "pose_backend",
-    "rgb_bytes",
-    "flow_bytes",
-    "source_path",
-    "source_size",
-    "source_sha256",
-    "source_width",
-    "source_height",
-    "source_fps",
-    "source_frames",
-    "source_duration",
+    "video_id",
+    *INDEX_ATTRS,
     "rgb_path",
     "flow_path",
     "pose_path",
@@ -85,7 +101,6 @@ REQUIRED_ATTRS = (
     "flow_meta",
     "pose_meta",
 )
-PROBE_SOURCE_KEYS = {"path", "size_bytes", "width", "height", "fps", "frames", "duration"}
 REBUILD = "rerun `cprcoach shards build` for this participant and view"
 
 
@@ -142,17 +157,6 @@ def read_rgb(group: h5py.Group, indices: Sequence[int] | np.ndarray) -> np.ndarr
     return decode_jpegs(take(group["rgb"], indices))
 
 
-@dataclass
-class ShardVideo:
-    """Everything a shard holds about one video, decoded."""
-
-    attrs: dict[str, Any]
-    rgb: np.ndarray
-    flow_x: np.ndarray
-    flow_y: np.ndarray
-    pose: PoseTrack
-
-
 def video_group(shard: h5py.File, video_id: str) -> h5py.Group:
     if video_id not in shard:
         raise CprCoachError(
@@ -161,21 +165,6 @@ def video_group(shard: h5py.File, video_id: str) -> h5py.Group:
             fix="rebuild the index (`cprcoach shards index`)",
         )
     return shard[video_id]
-
-
-def read_video(shard: h5py.File, video_id: str) -> ShardVideo:
-    """One whole video, decoded: for exports, checks and tests (training reads through the Datasets)."""
-    group = video_group(shard, video_id)
-    attrs = group_attrs(group)
-    pose = PoseTrack(
-        group["keypoints"][:],
-        group["box"][:],
-        group["found"][:],
-        group["interpolated"][:],
-        json.loads(attrs["pose_meta"]),
-    )
-    rgb = decode_jpegs(group["rgb"][:])
-    return ShardVideo(attrs, rgb, group["flow_x"][:], group["flow_y"][:], pose)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -205,42 +194,13 @@ def versions() -> dict[str, str]:
     }
 
 
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file, also through links; compared as resolved paths when one is gone."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return Path(a).resolve() == Path(b).resolve()
-
-
-def _read_probe(path: str | Path) -> dict[str, Any]:
-    try:
-        probe = json.loads(Path(path).read_text())
-        missing = sorted(PROBE_SOURCE_KEYS - set(probe["source"]))
-        missing += [f"clips.{name}.path" for name, clip in probe["clips"].items() if "path" not in clip]
-        if missing:
-            raise KeyError(", ".join(missing))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CprCoachError(
-            f"not a readable probe JSON of the resize stage ({error!r})",
-            path=path,
-            fix="rerun the resize stage (`cprcoach video resize ... --probe`)",
-        ) from None
-    return probe
-
-
-def _clip_of(probe: dict[str, Any], clip: str | Path) -> str | None:
-    """The name (rgb, pose...) under which the probe lists `clip`, None if it does not."""
-    return next((name for name, c in probe["clips"].items() if same_file(c["path"], clip)), None)
-
-
 def _check_inputs(videos: Sequence[dict[str, Any]]) -> None:
     if not videos:
         raise CprCoachError("no videos to put in the shard", fix="check --participant and --view against the sheet")
     missing = [
         f"{v.get('video_id', i)}: {k}"
         for i, v in enumerate(videos)
-        for k in (*SHEET_FIELDS, *INPUT_FILES)
+        for k in (*SHEET_FIELDS, "path", *INPUT_FILES)
         if k not in v
     ]
     if missing:
@@ -257,25 +217,23 @@ def _check_inputs(videos: Sequence[dict[str, Any]]) -> None:
 
 def _write_video(shard: h5py.File, video: dict[str, Any], jpeg_quality: int, flow_level: int) -> int:
     """Check one video's files against each other and write its group; returns its frame count."""
-    from cprcoach.flow.extract import read_flow  # imports torch: only a build should pay for it
-
     vid = video["video_id"]
-    probe = _read_probe(video["probe"])
+    probe = read_probe(video["probe"])
     if not same_file(probe["source"]["path"], video["path"]):
         raise CprCoachError(
             f"{vid}: the probe is of {probe['source']['path']}, the sheet says {video['path']}",
             path=video["probe"],
             fix="pass the per-video files in sample-sheet order (the rows of --participant and --view)",
         )
-    rgb_clip = _clip_of(probe, video["rgb"])
+    rgb_clip = listed_clip(probe, video["rgb"])
     x, y, flow_meta = read_flow(video["flow"])
     pose = read_pose(video["pose"])
     unmatched = [
         f"{kind} {path}"
         for kind, path, name in (
             ("rgb clip", video["rgb"], rgb_clip),
-            ("flow of", flow_meta["clip"], _clip_of(probe, flow_meta["clip"])),
-            ("pose of", pose.meta["clip"]["path"], _clip_of(probe, pose.meta["clip"]["path"])),
+            ("flow of", flow_meta["clip"], listed_clip(probe, flow_meta["clip"])),
+            ("pose of", pose.meta["clip"]["path"], listed_clip(probe, pose.meta["clip"]["path"])),
         )
         if name is None
     ]
@@ -324,7 +282,7 @@ def _write_video(shard: h5py.File, video: dict[str, Any], jpeg_quality: int, flo
     group.create_dataset("found", data=pose.found)
     group.create_dataset("interpolated", data=pose.interpolated)
     src = probe["source"]
-    attrs = {key: video[key] for key in SHEET_FIELDS[:-1]}
+    attrs = {key: video[key] for key in SHEET_FIELDS}
     attrs |= {
         "n_errors": int(video["n_errors"]),
         "label_index": label_index(video["multi_hot"]),

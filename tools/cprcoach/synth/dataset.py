@@ -18,12 +18,13 @@ from cprcoach.classes import CORRECT, ClassTable, LabelError, load_classes
 from cprcoach.config import load_config
 from cprcoach.errors import ConfigError, cli_errors
 from cprcoach.logs import setup_logging
+from cprcoach.pose.groundtruth import sidecar_path, write_sidecar
 from cprcoach.synth.camera import make_camera, make_rig
+from cprcoach.synth.encode import H264Writer
 from cprcoach.synth.motion import ERROR_EFFECTS
 from cprcoach.synth.render import render_frames
-from cprcoach.synth.sidecar import build_sidecar, sidecar_path, write_sidecar
+from cprcoach.synth.sidecar import build_sidecar
 from cprcoach.synth.take import VideoSpec, simulate
-from cprcoach.video.encode import H264Writer
 
 log = logging.getLogger("cprcoach.synth")
 

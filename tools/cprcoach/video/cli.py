@@ -10,7 +10,7 @@ COMMANDS = {
     "resize": ("cprcoach.video.resize", "decode each raw video of a recording once and write every resized clip"),
     "summary": ("cprcoach.video.summary", "aggregate the probe sidecars into one table"),
     "sheet": ("cprcoach.video.contact_sheet", "contact sheet PNG of the views of a few recordings"),
-    "bench": ("cprcoach.video.benchmark", "time the resize pass against a pure decode of a 4K clip"),
+    "bench": ("cprcoach.bench.video", "time the resize pass against a pure decode of a 4K clip"),
 }
 
 

@@ -1,14 +1,30 @@
-"""Read what a video file is (codec, size, fps, frames) from its container, without decoding it."""
+"""What a video file is (codec, size, fps, frames), read from its container without decoding it, and
+the probe sidecar that records it: the one file format of the resize stage besides its clips.
+
+The sidecar `NAME.probe.json` lies beside the clips it lists (`NAME.CLIP.mp4`, clip_beside):
+format, source (what the container said), resampled and warnings (a frame rate other than the
+dataset's), clips (path, size, fps and frames of each), encoder, ffmpeg and seconds.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
-from cprcoach.errors import VideoError
+from cprcoach.atomic import write_json_atomic
+from cprcoach.errors import CprCoachError, VideoError
+from cprcoach.paths import same_file
+
+PROBE_FORMAT = "cprcoach-probe/1"
+PROBE_SUFFIX = ".probe.json"
+SOURCE_KEYS = ("path", "size_bytes", "width", "height", "fps", "frames", "duration")
+CLIP_KEYS = ("path", "width", "height", "fps", "frames")
+RERUN = "delete it and rerun the resize stage (`cprcoach video resize ... --probe`)"
 
 
 @dataclass(frozen=True)
@@ -83,3 +99,44 @@ def probe_video(path: str | Path) -> VideoInfo:
             path=path,
             fix="copy the recording again from the source, or remove it from raw_dir",
         ) from None
+
+
+def clip_beside(probe: str | Path, name: str) -> Path:
+    """Where the resize stage writes clip `name` of the video whose probe sidecar is `probe`."""
+    probe = Path(probe)
+    if not probe.name.endswith(PROBE_SUFFIX):
+        raise CprCoachError(f"a probe sidecar is named NAME{PROBE_SUFFIX}", path=probe, fix="rename the --probe path")
+    return probe.with_name(f"{probe.name[: -len(PROBE_SUFFIX)]}.{name}.mp4")
+
+
+def write_probe(path: str | Path, info: VideoInfo, clips: dict[str, dict[str, Any]], **details: Any) -> dict[str, Any]:
+    """Write the sidecar of one resized video (atomically) and return it: what was probed, the clips
+    written (path, width, height, fps, frames) and `details` (resampled, warnings, encoder, ...)."""
+    sidecar = {"format": PROBE_FORMAT, "source": asdict(info), "clips": clips, **details}
+    write_json_atomic(path, sidecar)
+    return sidecar
+
+
+def read_probe(path: str | Path) -> dict[str, Any]:
+    """A probe sidecar, checked for what the later stages read from it."""
+    path = Path(path)
+    try:
+        probe = json.loads(path.read_text())
+        if probe.get("format") != PROBE_FORMAT:
+            raise ValueError(f"not a {PROBE_FORMAT} file (format {probe.get('format')!r})")
+        missing = [f"source.{key}" for key in SOURCE_KEYS if key not in probe["source"]]
+        missing += [
+            f"clips.{name}.{key}" for name, clip in probe["clips"].items() for key in CLIP_KEYS if key not in clip
+        ]
+        if missing:
+            raise KeyError(", ".join(missing))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise CprCoachError(
+            f"not a readable probe sidecar of the resize stage ({error})", path=path, fix=RERUN
+        ) from None
+    return probe
+
+
+def listed_clip(probe: dict[str, Any], clip: str | Path) -> str | None:
+    """The name (rgb, pose...) under which a probe lists the clip file `clip`; None if it does not."""
+    return next((name for name, c in probe["clips"].items() if same_file(c["path"], clip)), None)

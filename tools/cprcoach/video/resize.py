@@ -14,33 +14,22 @@ import logging
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 import imageio_ffmpeg
 from tqdm import tqdm
 
-from cprcoach.atomic import partial_path, write_json_atomic
+from cprcoach.atomic import partial_path
 from cprcoach.errors import CprCoachError, VideoError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.video.ffmpeg import ffmpeg_exe
-from cprcoach.video.probe import VideoInfo, probe_video
+from cprcoach.video.probe import VideoInfo, clip_beside, probe_video, write_probe
 
 log = logging.getLogger(__name__)
 
 FPS_TOLERANCE = 0.01
-
-
-PROBE_SUFFIX = ".probe.json"
-
-
-def clip_beside(probe: str | Path, name: str) -> Path:
-    """Where the resize stage writes clip `name` of the video whose probe sidecar is `probe`."""
-    probe = Path(probe)
-    if not probe.name.endswith(PROBE_SUFFIX):
-        raise CprCoachError(f"a probe sidecar is named NAME{PROBE_SUFFIX}", path=probe, fix="rename the --probe path")
-    return probe.with_name(f"{probe.name[: -len(PROBE_SUFFIX)]}.{name}.mp4")
 
 
 @dataclass(frozen=True)
@@ -199,21 +188,21 @@ def resize_video(
     finally:
         for clip in clips:
             partial_path(clip.path).unlink(missing_ok=True)
-    sidecar = {
-        "source": asdict(info),
-        "resampled": bool(warnings),
-        "warnings": warnings,
-        "clips": outputs,
-        "encoder": {
+    sidecar = write_probe(
+        probe_out,
+        info,
+        outputs,
+        resampled=bool(warnings),
+        warnings=warnings,
+        encoder={
             "codec": "libx264",
             "preset": settings.preset,
             "crf": settings.crf,
             "scale_flags": settings.scale_flags,
         },
-        "ffmpeg": imageio_ffmpeg.get_ffmpeg_version(),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    write_json_atomic(probe_out, sidecar)
+        ffmpeg=imageio_ffmpeg.get_ffmpeg_version(),
+        seconds=round(time.perf_counter() - started, 3),
+    )
     log.info(
         "%s: %dx%d %.3g fps, %d frames -> %s in %.1f s",
         source,

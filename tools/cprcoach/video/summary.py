@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from cprcoach.atomic import atomic_path
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.samples import read_sheet
+from cprcoach.video.probe import read_probe
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def summarise(sheet: pd.DataFrame, probes: Sequence[str | Path]) -> pd.DataFrame
     """One row per video: the sample sheet's fields, what the source was, what each clip got."""
     by_source = {}
     for path in probes:
-        probe = json.loads(Path(path).read_text())
+        probe = read_probe(path)
         by_source[os.path.normpath(probe["source"]["path"])] = probe
     missing = [p for p in sheet["path"] if os.path.normpath(p) not in by_source]
     if missing:

@@ -17,8 +17,8 @@ from pathlib import Path
 from cprcoach.logs import setup_logging
 from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.ffmpeg import ffmpeg_exe
-from cprcoach.video.probe import probe_video
-from cprcoach.video.resize import PROBE_SUFFIX, ClipSpec, clip_beside, parse_clip_size
+from cprcoach.video.probe import PROBE_SUFFIX, clip_beside, probe_video
+from cprcoach.video.resize import ClipSpec, parse_clip_size
 
 TARGET_RATIO = 1.2
 
