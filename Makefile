@@ -27,8 +27,9 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 data: setup
 	$(BIN)/cprcoach synth --config $(CONFIG)
 
+# After a crash or a kill, `make demo` again finishes the run (cprcoach workflow: README, Resuming).
 demo: data
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --quiet rules
+	$(BIN)/cprcoach workflow --cores $(CORES) --configfile $(CONFIG) --quiet rules
 	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
 
 test: setup

@@ -1,30 +1,30 @@
 # Sample discovery, input functions and the final targets, shared by every stage.
 
-import json
 import shlex
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 TOOLS = Path(workflow.basedir).parent / "tools"
 sys.path.insert(0, str(TOOLS))
 
 from cprcoach.classes import load_classes
+from cprcoach.config import validate_config
 from cprcoach.errors import CprCoachError
+from cprcoach.model.registry import BACKBONE_SOFTMAX, BACKBONES, HEAD_NAMES, MODALITIES
 from cprcoach.samples import FIELD_REGEX, samples_from_config
 from cprcoach.pose.groundtruth import sidecar_path
+from cprcoach.settings import settings_json
 
 # Jobs import the package from this checkout, also inside per-stage conda environments.
 # (The prefix is formatted like a shell command, hence the doubled braces.)
 shell.prefix(
-    f"set -euo pipefail; export PYTHONPATH={TOOLS}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    f"set -euo pipefail; export PYTHONPATH={shlex.quote(str(TOOLS))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
-validate(config, str(TOOLS / "cprcoach" / "schemas" / "config.schema.yaml"))
-
 try:
+    validate_config(config, ", ".join(map(str, workflow.configfiles)) or "config")
     CLASSES = load_classes(config["classes"])
     SAMPLES = samples_from_config(config).set_index("video_id", drop=False)
 except CprCoachError as error:
@@ -43,6 +43,18 @@ VIDEO_STEM = "{participant}/{view}/{label}_{take}"
 # One recording (all its views): the per-video stages run one job per recording, so a job's start
 # and bookkeeping are paid once for its four views.
 RECORDING_STEM = "{participant}/{label}_{take}"
+
+
+def stage_settings(section, *workflow_keys):
+    """A stage's config section as its job's --settings, less the keys the workflow itself reads
+    (a clip's name, a job's threads): a change of those does not rerun the jobs."""
+    return settings_json(
+        {
+            key: value
+            for key, value in config[section].items()
+            if key not in workflow_keys
+        }
+    )
 
 
 def views_of(pattern):
@@ -113,32 +125,6 @@ def pose_inputs(wildcards):
     return inputs
 
 
-def pose_options():
-    """The command-line options of the configured pose backend."""
-    backend = POSE["backend"]
-    options = {"max-gap": POSE["max_gap"], "smoothing": POSE["smoothing"]}
-    if backend == "groundtruth":
-        settings = POSE["groundtruth"]
-        options |= {
-            "noise-px": settings["noise_px"],
-            "miss-rate": settings["miss_rate"],
-            "seed": settings["seed"],
-        }
-    elif backend == "mediapipe":
-        settings = POSE["mediapipe"]
-        options |= {"min-detection-confidence": settings["min_detection_confidence"]}
-        options |= {"min-tracking-confidence": settings["min_tracking_confidence"]}
-    else:
-        options |= {
-            f"alphapose-{key.replace('_', '-')}": value
-            for key, value in POSE["alphapose"].items()
-            if value is not None
-        }
-    return " ".join(
-        f"--{key} {shlex.quote(str(value))}" for key, value in options.items()
-    )
-
-
 def shard_path():
     return f"{RESULTS}/shards/{{participant}}_{{view}}.h5"
 
@@ -182,7 +168,8 @@ def head_path(name):
 
 def backbone_threads(wildcards):
     """A backbone job's threads: torch's, and for rgb and flow the DataLoader's reading processes."""
-    workers = MODEL["video"]["workers"] if wildcards.modality != "skeleton" else 0
+    reads_shards = BACKBONES[wildcards.modality].section == "video"
+    workers = MODEL["video"]["workers"] if reads_shards else 0
     return MODEL["threads"] + workers
 
 
@@ -190,39 +177,16 @@ def model_gpus():
     return 1 if MODEL["device"] == "cuda" else 0
 
 
-def cli_options(options):
-    """`--key value` pairs (lists as several values, True as a bare flag, False left out)."""
-    words = []
-    for key, value in options.items():
-        if value is False:
-            continue
-        words.append(f"--{key.replace('_', '-')}")
-        if isinstance(value, list):
-            words += [shlex.quote(str(item)) for item in value]
-        elif value is not True:
-            words.append(shlex.quote(str(value)))
-    return " ".join(words)
+def model_settings(*keys):
+    """The model section's `keys` as a model command's --settings: only what the job reads,
+    so that a change elsewhere (the heads' epochs, the list of modalities) does not rerun it.
+    """
+    return settings_json({key: MODEL[key] for key in keys})
 
 
-def backbone_options(modality):
-    """The backbone command's options for one modality, from config.yaml's model section."""
-    common = {"device": MODEL["device"], "seed": MODEL["seed"]}
-    if config["classes"]:
-        common["classes"] = config["classes"]
-    if modality == "skeleton":
-        return cli_options(common | MODEL["skeleton"])
-    video = MODEL["video"]
-    length = video[f"{modality}_length"]
-    settings = {
-        key: value for key, value in video.items() if not key.endswith("_length")
-    }
-    return cli_options(common | settings | {"length": length})
-
-
-def imagine_options():
-    return cli_options(
-        {"device": MODEL["device"], "seed": MODEL["seed"]} | MODEL["imagine"]
-    )
+def backbone_settings(wildcards):
+    """A backbone job's settings: the device, the seed and its architecture's section (skeleton, video)."""
+    return model_settings("device", "seed", BACKBONES[wildcards.modality].section)
 
 
 def all_metrics():
@@ -248,16 +212,11 @@ def assess_inputs(wildcards):
         "prepared": prepared.format(**wildcards),
         "backbone": backbone_path("backbone.pt").format(modality=modality),
     }
-    if settings["head"] != "backbone":
+    if settings["head"] != BACKBONE_SOFTMAX:
         inputs["head"] = head_path("head.pt").format(
             modality=modality, head=settings["head"]
         )
     return inputs
-
-
-def assess_options():
-    """The threshold; the prepared input and the head themselves come from assess_inputs."""
-    return cli_options({"threshold": MODEL["assess"]["threshold"], "prepared": True})
 
 
 def get_final_output():

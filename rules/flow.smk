@@ -18,16 +18,10 @@ rule optical_flow:
         mem_mb=6000,
         runtime=480,
     params:
-        backend=FLOW["backend"],
-        device=FLOW["device"],
-        batch_size=FLOW["batch_size"],
-        bound=FLOW["bound"],
-        output=FLOW["output"],
-        tvl1=json.dumps(FLOW["tvl1"], sort_keys=True),
+        settings=stage_settings("flow", "clip", "threads"),
     shell:
-        "python -m cprcoach.flow extract {input.clips:q} --out {output:q} --backend {params.backend}"
-        " --device {params.device} --batch-size {params.batch_size} --bound {params.bound}"
-        " --output {params.output} --tvl1 {params.tvl1:q} --threads {threads} > {log:q} 2>&1"
+        "python -m cprcoach.flow extract {input.clips:q} --out {output:q} --settings {params.settings:q}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule flow_figure:

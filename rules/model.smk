@@ -6,6 +6,8 @@ rule backbone:
     input:
         index=f"{RESULTS}/shards/index.tsv",
         shards=all_shards(),
+        # Every stored byte verified first: no backbone trains on a damaged shard.
+        checked=f"{RESULTS}/shards/check.json",
     output:
         checkpoint=backbone_path("backbone.pt"),
         features=backbone_path("features.npz"),
@@ -21,12 +23,17 @@ rule backbone:
         mem_mb=8000,
         runtime=240,
     params:
-        options=lambda wildcards: backbone_options(wildcards.modality),
+        settings=backbone_settings,
+        classes=(
+            f"--classes {shlex.quote(str(config['classes']))}"
+            if config["classes"]
+            else ""
+        ),
         torch_threads=MODEL["threads"],
     shell:
         "python -m cprcoach.model backbone --modality {wildcards.modality} --index {input.index:q}"
-        " --checkpoint {output.checkpoint:q} --features {output.features:q} {params.options}"
-        " --threads {params.torch_threads} > {log:q} 2>&1"
+        " --checkpoint {output.checkpoint:q} --features {output.features:q} --settings {params.settings:q}"
+        " {params.classes} --threads {params.torch_threads} > {log:q} 2>&1"
 
 
 rule imagine_head:
@@ -65,11 +72,11 @@ rule imagine_head:
         mem_mb=4000,
         runtime=60,
     params:
-        options=imagine_options(),
+        settings=model_settings("device", "seed", "imagine"),
     shell:
         "python -m cprcoach.model imagine --features {input.features:q} --head {wildcards.head}"
         " --metrics {output.metrics:q} --plot {output.plot:q} --checkpoint {output.head:q}"
-        " {params.options} --threads {threads} > {log:q} 2>&1"
+        " --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule model_summary:
@@ -109,13 +116,14 @@ rule assess_recording:
         "../envs/model.yaml"
     threads: 1
     resources:
+        gpu=model_gpus(),
         mem_mb=2000,
         runtime=10,
     params:
         head=lambda wildcards, input: (
             f"--head {shlex.quote(input.head)}" if "head" in input.keys() else ""
         ),
-        options=assess_options(),
+        settings=model_settings("device", "assess"),
     shell:
-        "python -m cprcoach.model assess {input.prepared:q} --backbone {input.backbone:q}"
-        " {params.head} {params.options} --out {output:q} > {log:q} 2>&1"
+        "python -m cprcoach.model assess {input.prepared:q} --prepared --backbone {input.backbone:q}"
+        " {params.head} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"

@@ -18,11 +18,10 @@ rule rescuer_pose:
         mem_mb=3000,
         runtime=240,
     params:
-        backend=POSE["backend"],
-        options=pose_options(),
+        settings=stage_settings("pose", "clip", "threads"),
     shell:
         "python -m cprcoach.pose estimate {input.clips:q} --probe {input.probes:q} --out {output:q}"
-        " --backend {params.backend} {params.options} --threads {threads} > {log:q} 2>&1"
+        " --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule pose_quality:

@@ -32,5 +32,5 @@ rule sample_sheet:
         heldout=config["split"]["heldout_participants"],
     shell:
         "python -m cprcoach.samples --raw-dir {params.raw_dir:q} --pattern {params.pattern:q}"
-        " --views {params.views} {params.classes} --heldout {params.heldout}"
+        " --views {params.views:q} {params.classes} --heldout {params.heldout:q}"
         " --out {output:q} > {log:q} 2>&1"

@@ -20,12 +20,11 @@ rule shard:
         mem_mb=4000,
         runtime=120,
     params:
-        jpeg_quality=SHARDS["jpeg_quality"],
-        flow_level=SHARDS["flow_level"],
+        settings=stage_settings("shards"),
     shell:
         "python -m cprcoach.shards build --samples {input.samples:q} --participant {wildcards.participant}"
         " --view {wildcards.view} --rgb {input.rgb:q} --flow {input.flow:q} --pose {input.pose:q}"
-        " --probe {input.probe:q} --jpeg-quality {params.jpeg_quality} --flow-level {params.flow_level}"
+        " --probe {input.probe:q} --settings {params.settings:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -66,7 +65,8 @@ rule shard_check:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m cprcoach.shards check {input.shards:q} --index {input.index:q} --out {output:q} > {log:q} 2>&1"
+        "python -m cprcoach.shards check {input.shards:q} --index {input.index:q} --checksums --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule dataset_stats:

@@ -18,18 +18,10 @@ rule resized_clips:
         mem_mb=3000,
         runtime=120,
     params:
-        clips=" ".join(
-            f"--clip {name}={size['width']}x{size['height']}"
-            for name, size in VIDEO["clips"].items()
-        ),
-        source_size=f"{VIDEO['source']['width']}x{VIDEO['source']['height']}",
-        fps=VIDEO["source"]["fps"],
-        encoder=VIDEO["encoder"],
+        settings=stage_settings("video", "threads"),
     shell:
-        "python -m cprcoach.video resize {input.videos:q} --probe {output.probes:q} {params.clips}"
-        " --source-size {params.source_size} --fps {params.fps} --preset {params.encoder[preset]}"
-        " --crf {params.encoder[crf]} --scale-flags {params.encoder[scale_flags]} --threads {threads}"
-        " > {log:q} 2>&1"
+        "python -m cprcoach.video resize {input.videos:q} --probe {output.probes:q}"
+        " --settings {params.settings:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule video_table:

@@ -11,7 +11,8 @@ from conftest import REPO
 from cprcoach.config import load_config, validate_config
 from cprcoach.errors import ConfigError
 
-SHIPPED = ["config.yaml", "config.test.yaml"]
+SHIPPED = ["config.yaml", ".test/workflow/config.yaml"]  # the demo and the main test scenario: four views
+SCENARIOS = sorted(str(path.relative_to(REPO)) for path in REPO.glob(".test/*/config.yaml"))
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -21,13 +22,22 @@ def test_shipped_configs_validate(name):
     assert len(config["views"]) == 4
 
 
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_scenario_has_a_valid_config(name):
+    assert load_config(REPO / name)["results_dir"].startswith("data/test/")
+    assert set(SCENARIOS) >= {".test/workflow/config.yaml", ".test/slurm/config.yaml"}
+
+
 def test_defaults_are_filled():
     config = validate_config(
         {
             "raw_dir": "raw",
             "raw_pattern": "{participant}/{view}/{label}_{take}.mp4",
             "views": ["V1"],
-            "video": {"source": {"width": 64, "height": 32, "fps": 25}, "clips": {"rgb": {"width": 32, "height": 16}}},
+            "video": {
+                "source": {"width": 64, "height": 32, "fps": 25},
+                "clips": {"rgb": {"width": 32, "height": 16}, "pose": {"width": 64, "height": 32}},
+            },
         }
     )
     assert config["results_dir"] == "results"

@@ -63,7 +63,7 @@ def test_warp_data_matches_the_pytorch_remap():
     frames0, frames1 = pairs(37, 45)
     flow = torch.from_numpy(np.random.default_rng(0).normal(scale=3, size=(2, 2, 37, 45)).astype(np.float32))
     flow[0] = flow[0].round()  # whole pixels, some outside the frame
-    scale = _Scale(frames0[:, None], frames1[:, None], flow, TVL1Params(), False, torch.float32)
+    scale = _Scale(frames0[:, None], frames1[:, None], flow, TVL1Params.from_config(), False, torch.float32)
     expected = scale._linearise()  # float64 grid_sample
     data = kernels.warp_data(scale.i0, scale.i1_stack, scale.flow)
     assert data.shape == (2, 3, 37, 45)
@@ -78,7 +78,7 @@ def test_warp_data_matches_the_pytorch_remap():
 )
 def test_fused_solver_matches_the_pytorch_solver(options):
     """With the same float32 dual: the float16 one's rounding, amplified over warps, is tested a warp at a time."""
-    params = TVL1Params(**SHORT, **options)
+    params = TVL1Params.from_config({**SHORT, **options})
     frames0, frames1 = pairs()
     fused = tvl1_torch(frames0, frames1, params, fused=True, dual_dtype=torch.float32)
     eager = tvl1_torch(frames0, frames1, params, fused=False)
@@ -88,7 +88,7 @@ def test_fused_solver_matches_the_pytorch_solver(options):
 
 
 def test_large_frames_take_several_tiles_a_program_with_the_same_result(monkeypatch):
-    params = TVL1Params(**SHORT)
+    params = TVL1Params.from_config(SHORT)
     frames0, frames1 = pairs()
     one_tile = tvl1_torch(frames0, frames1, params, fused=True)
     monkeypatch.setattr(kernels, "MAX_TILES", 1)  # 32x40 is 3 tiles of 512: as a frame above 131k pixels
@@ -108,14 +108,14 @@ def test_batches_beyond_a_cuda_grid_and_strided_tensors_are_clear_errors():
 
 def test_a_pair_stops_at_the_iteration_that_converges():
     """With a huge epsilon every pair converges in its first iteration of each warp, as on the CPU."""
-    params = TVL1Params(**SHORT, epsilon=100.0)
+    params = TVL1Params.from_config({**SHORT, "epsilon": 100.0})
     frames0, frames1 = pairs()
     frames0[1] = frames1[1]  # identical frames: no change at all
     fused = tvl1_torch(frames0, frames1, params, fused=True)
     eager = tvl1_torch(frames0, frames1, params, fused=False, dual_dtype=torch.float16)
     assert (fused - eager).abs().max() < 1e-3  # the warps' float32 and float64 remaps differ by ~1e-4
     assert fused[1].abs().max() < 1e-6
-    assert (fused[0] - tvl1_torch(frames0, frames1, TVL1Params(**SHORT), fused=False)[0]).abs().max() > 0.1
+    assert (fused[0] - tvl1_torch(frames0, frames1, TVL1Params.from_config(SHORT), fused=False)[0]).abs().max() > 0.1
 
 
 @pytest.mark.parametrize("dual_dtype", [torch.float16, torch.float32], ids=["float16", "float32"])
@@ -127,7 +127,7 @@ def test_the_merged_step_is_the_dual_step_then_the_primal_step_bit_for_bit(chann
     flow = torch.randn(batch, channels, height, width, generator=generator) * torch.tensor([0.5, 3.0]).view(2, 1, 1, 1)
     dual = ((torch.rand(batch, 2, channels, height, width, generator=generator) * 2 - 1) * 0.8).to(dual_dtype)
     data = torch.randn(batch, 3, height, width, generator=generator)
-    params = TVL1Params(gamma=0.5 if channels == 3 else 0.0)
+    params = TVL1Params.from_config({"gamma": 0.5 if channels == 3 else 0.0})
     tiles = -(-height * width // kernels.TILE)
     programs = -(-tiles // tiles_per_program)
     done_at = torch.full((batch,), kernels.NOT_DONE, dtype=torch.int32)
@@ -210,7 +210,7 @@ WARP_TOLERANCE = {torch.float32: (1e-5, 1e-5), torch.float16: (1e-3, 2e-3)}  # (
 )
 def test_a_warp_keeps_each_pairs_state_whichever_buffer_it_stopped_in(schedule, stops, dual_dtype):
     """Pairs stop at odd and even iterations, inside or at the end of an outer one, or never, as the PyTorch warp."""
-    params = TVL1Params(**schedule)
+    params = TVL1Params.from_config(schedule)
     clip, _ = synthetic_clip(4, 32, 40)
     frames = torch.from_numpy(clip).float()[:, None]
     fused = _Scale(frames[:-1], frames[1:], torch.zeros(3, 2, 32, 40), params, True, dual_dtype)
@@ -228,7 +228,7 @@ def test_a_warp_keeps_each_pairs_state_whichever_buffer_it_stopped_in(schedule, 
 def test_fused_solver_on_the_cpu_without_the_interpreter_is_a_clear_error():
     code = (
         "import torch\nfrom cprcoach.flow.tvl1 import TVL1Params, tvl1_torch\n"
-        "tvl1_torch(torch.zeros(1, 32, 32), torch.zeros(1, 32, 32), TVL1Params(), fused=True)"
+        "tvl1_torch(torch.zeros(1, 32, 32), torch.zeros(1, 32, 32), TVL1Params.from_config(), fused=True)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""})
     assert result.returncode != 0

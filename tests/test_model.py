@@ -6,32 +6,47 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import subprocess
+import sys
+from dataclasses import MISSING, fields
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from cprcoach.classes import load_classes
+from cprcoach.config import schema_path
 from cprcoach.errors import CprCoachError
 from cprcoach.model.assess import assess_input
+from cprcoach.model.checkpoints import load_checkpoint, load_features, load_head
 from cprcoach.model.cli import main
-from cprcoach.model.data import SkeletonBundle, bundle_from_index, bundle_from_poses, normalise, resample
-from cprcoach.model.features import load_checkpoint, load_features
+from cprcoach.model.data import (
+    SkeletonBatches,
+    SkeletonBundle,
+    bundle_from_index,
+    bundle_from_poses,
+    normalise,
+    resample,
+)
 from cprcoach.model.heads import CAHead, FCHead, SAHead, make_head, sinusoidal_positions
-from cprcoach.model.imagine import CompositeSampler, load_head
+from cprcoach.model.imagine import CompositeSampler
 from cprcoach.model.metrics import average_precision, class_aps, fuse, mmit_map, score_report, top1
-from cprcoach.model.stgcn import STGCN, STGCNConfig, spatial_partition
-from cprcoach.model.train import BackboneSettings, HeadSettings, fit_backbone, fit_head, predict_head
+from cprcoach.model.networks.stgcn import STGCN, STGCNConfig, spatial_partition
+from cprcoach.model.registry import ASSESS_METHODS, HEAD_NAMES, MODALITIES
+from cprcoach.model.settings import HeadSettings, SkeletonSettings, VideoSettings
+from cprcoach.model.train import fit, fit_head, predict_head
 from cprcoach.pose.format import PoseTrack, write_pose
 from cprcoach.samples import COLUMNS, write_sheet
+from cprcoach.settings import from_section
 from cprcoach.skeleton import HALPE26, HALPE26_EDGES, JOINT
 
 TABLE = load_classes()
 C = TABLE.num_outputs
 V = len(HALPE26)
-TINY = STGCNConfig(channels=[8, 16], strides=[1, 2], dropout=0.0)
+TINY = STGCNConfig(num_classes=C, channels=[8, 16], strides=[1, 2], dropout=0.0)
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -126,7 +141,7 @@ def test_normalise_is_position_and_scale_free():
     assert np.abs(np.median(a[:2, :, JOINT["hip"]], axis=1)).max() < 0.05
     assert np.abs(a[:2]).max() < 1.5  # about one person size
     np.testing.assert_allclose(a[2], 0.9)
-    assert not normalise(np.zeros((10, V, 3))).any()  # nobody seen: zeros, score 0
+    assert not normalise(np.zeros((10, V, 3)), frames=16).any()  # nobody seen: zeros, score 0
 
 
 def test_resample_interpolates_linearly():
@@ -185,9 +200,9 @@ def test_bundle_from_poses(tmp_path):
     assert len(train) == (sheet["split"] == "train").sum() and set(train.participant) == {"P01", "P02"}
     (tmp_path / "pose" / "P01" / "V1" / "E00_01.npz").unlink()
     with pytest.raises(CprCoachError, match="1 of .* pose files are missing"):
-        bundle_from_poses(sheet, pattern)
+        bundle_from_poses(sheet, pattern, frames=16)
     with pytest.raises(CprCoachError, match="cannot be filled in"):
-        bundle_from_poses(sheet, "{subject}.npz")
+        bundle_from_poses(sheet, "{subject}.npz", frames=16)
 
 
 def test_bundle_from_shard_index(tmp_path):
@@ -223,7 +238,7 @@ def test_spatial_partition():
 
 
 def test_stgcn_shapes():
-    model = STGCN(STGCNConfig(channels=[8, 16, 16], strides=[1, 2, 2])).eval()
+    model = STGCN(STGCNConfig(num_classes=C, channels=[8, 16, 16], strides=[1, 2, 2], dropout=0.2)).eval()
     x = torch.randn(3, 3, 32, V)
     pooled, tokens, logits = model.features(x)
     assert pooled.shape == (3, 16) and tokens.shape == (3, 8, 16) and logits.shape == (3, C)
@@ -261,7 +276,7 @@ def test_heads_are_symmetric_in_their_samples():
 
 def test_sampler_covers_all_pairs_with_union_labels():
     class_index = np.repeat(np.arange(C), 3)  # three training samples per class
-    sampler = CompositeSampler(class_index, C, draws=2)
+    sampler = CompositeSampler(class_index, C, orders=(2,), draws=2)
     groups = sampler.epoch(np.random.default_rng(0))
     (singles, single_targets), (members, targets) = groups
     np.testing.assert_array_equal(singles[:, 0], singles[:, 1])
@@ -285,11 +300,11 @@ def test_sampler_triples_and_missing_classes(caplog):
     assert [m.shape for m, _ in groups] == [(78, 2), (286, 3)]
     assert (groups[1][1].sum(1) == 3).all()
     few = np.array([0, 1, 1, 5, 8])
-    sampler = CompositeSampler(few, C)
+    sampler = CompositeSampler(few, C, orders=(2,), draws=1)
     assert "no training samples of error classes" in caplog.text
     assert sampler.combinations[2].tolist() == [[1, 5], [1, 8], [5, 8]]
     with pytest.raises(CprCoachError, match="too few error classes"):
-        CompositeSampler(np.array([0, 3]), C)
+        CompositeSampler(np.array([0, 3]), C, orders=(2,), draws=1)
     two = CompositeSampler(np.array([0, 5, 8]), C, orders=(2, 3), draws=1)  # no triple of two errors
     assert list(two.combinations) == [2] and [m.shape for m, _ in two.epoch(np.random.default_rng(0))] == [
         (3, 2),
@@ -312,10 +327,16 @@ def toy_skeletons(n_per_class: int, classes: int, frames: int = 16, seed: int = 
 
 def test_backbone_learns_a_separable_problem_and_repeats():
     x, y = toy_skeletons(8, 4)
-    settings = BackboneSettings(epochs=30, batch_size=8, lr=1e-2, label_smoothing=0.0, seed=3)
+    training = {"epochs": 30, "batch_size": 8, "lr": 1e-2, "label_smoothing": 0.0}
+    settings = from_section(SkeletonSettings, "model.skeleton", training)
+    cpu = torch.device("cpu")
+
+    def batches() -> SkeletonBatches:
+        return SkeletonBatches(x, y, settings.batch_size, settings.crop, seed=3, device=cpu)
+
     torch.manual_seed(0)
     model = STGCN(TINY)
-    history = fit_backbone(model, x, y, settings, torch.device("cpu"))
+    history = fit(model, batches(), settings, cpu)
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
     test_x, test_y = toy_skeletons(4, 4, seed=1)
     with torch.no_grad():
@@ -323,7 +344,7 @@ def test_backbone_learns_a_separable_problem_and_repeats():
     assert accuracy >= 0.9
     torch.manual_seed(0)
     again = STGCN(TINY)
-    repeated = fit_backbone(again, x, y, settings, torch.device("cpu"))
+    repeated = fit(again, batches(), settings, cpu)
     assert [r["loss"] for r in repeated] == [r["loss"] for r in history]
     for key, value in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
@@ -344,13 +365,13 @@ def test_imagined_pairs_teach_composites_and_repeat():
     composites = torch.tensor(np.array([(directions[a] + directions[b]) / 2 for a, b in pairs]), dtype=torch.float32)
     labels = np.zeros((len(pairs), C))
     labels[np.arange(len(pairs))[:, None], np.array(pairs)] = 1
-    sampler = CompositeSampler(y, C, draws=8)
-    settings = HeadSettings(epochs=40, step=30, seed=5)
+    sampler = CompositeSampler(y, C, orders=(2,), draws=8)
+    settings, seed = from_section(HeadSettings, "model.imagine", {"epochs": 40, "step": 30}), 5
 
     def run() -> tuple[np.ndarray, list[dict]]:
-        torch.manual_seed(settings.seed)
+        torch.manual_seed(seed)
         head = make_head("fc", features.shape[1], C)
-        history = fit_head(head, features, sampler.epoch, settings)
+        history = fit_head(head, features, sampler.epoch, settings, seed)
         return predict_head(head, torch.cat([features, composites]), copies=2)[len(features) :], history
 
     scores, history = run()
@@ -369,7 +390,8 @@ def test_imagined_pairs_teach_composites_and_repeat():
 def test_commands_end_to_end(tmp_path, capsys):
     sheet, pattern = write_toy_dataset(tmp_path)
     out = tmp_path / "results"
-    net = ["--frames", "16", "--epochs", "3", "--batch-size", "8", "--channels", "8", "16", "--strides", "1", "2"]
+    skeleton = {"frames": 16, "epochs": 3, "batch_size": 8, "channels": [8, 16], "strides": [1, 2]}
+    net = ["--modality", "skeleton", "--settings", json.dumps({"skeleton": skeleton})]
     inputs = ["--samples", str(tmp_path / "samples.tsv"), "--poses", pattern]
     main(["backbone", *inputs, "--checkpoint", str(out / "backbone.pt"), "--features", str(out / "features.npz"), *net])
     features = load_features(out / "features.npz")
@@ -382,7 +404,8 @@ def test_commands_end_to_end(tmp_path, capsys):
     for head in ("fc", "ca"):
         metrics_path, plot = out / head / "metrics.json", out / head / "per_class_ap.png"
         outputs = ["--metrics", str(metrics_path), "--plot", str(plot), "--checkpoint", str(out / head / "head.pt")]
-        main(["imagine", "--features", str(out / "features.npz"), "--head", head, *outputs, "--epochs", "3"])
+        settings = ["--settings", json.dumps({"imagine": {"epochs": 3}})]
+        main(["imagine", "--features", str(out / "features.npz"), "--head", head, *outputs, *settings])
         metrics = json.loads(metrics_path.read_text())
         assert plot.stat().st_size > 1000 and metrics["head"] == head and metrics["seed"] == 0
         assert set(metrics["baselines"]) == {"sigmoid", "backbone"}
@@ -400,7 +423,8 @@ def test_commands_end_to_end(tmp_path, capsys):
     pose = tmp_path / "pose" / "P03" / "V1" / "E01+E04_01.npz"
     backbone = ["--backbone", str(out / "backbone.pt")]
     head = ["--head", str(out / "fc" / "head.pt")]
-    main(["assess", str(pose), "--prepared", *backbone, *head, "--json", "--threshold", "0"])
+    threshold = ["--settings", json.dumps({"assess": {"threshold": 0}})]
+    main(["assess", str(pose), "--prepared", *backbone, *head, "--json", *threshold])
     result = json.loads(capsys.readouterr().out)
     assert [c["code"] for c in result["classes"]] == TABLE.single_codes
     assert result["errors"] == TABLE.error_codes  # threshold 0: every error reaches it
@@ -423,9 +447,10 @@ def test_assess_scores_are_probabilities(tmp_path):
     sheet, pattern = write_toy_dataset(tmp_path, participants=("P01", "P03"), views=("V1",))
     inputs = ["--samples", str(tmp_path / "samples.tsv"), "--poses", pattern]
     outputs = ["--checkpoint", str(tmp_path / "b.pt"), "--features", str(tmp_path / "f.npz")]
-    main(["backbone", *inputs, *outputs, "--frames", "16", "--epochs", "1", "--channels", "8", "--strides", "1"])
+    settings = {"skeleton": {"frames": 16, "epochs": 1, "channels": [8], "strides": [1]}}
+    main(["backbone", "--modality", "skeleton", *inputs, *outputs, "--settings", json.dumps(settings)])
     model, meta = load_checkpoint(tmp_path / "b.pt")
-    result = assess_input(torch.from_numpy(normalise(skeleton(), 16)[None]), model, meta)
+    result = assess_input(torch.from_numpy(normalise(skeleton(), 16)[None]), model, meta, None, threshold=0.5)
     assert sum(c["probability"] for c in result["classes"]) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(CprCoachError, match="not a cprcoach-backbone/2"):
         torch.save({"format": "other"}, tmp_path / "x.pt")
@@ -437,3 +462,28 @@ def test_bundle_rejects_bad_shapes():
         SkeletonBundle(np.zeros((2, 2, 4, V)), np.zeros((2, C)), *[np.array(["a", "b"])] * 6)
     with pytest.raises(ValueError, match="one entry per video"):
         SkeletonBundle(np.zeros((2, 3, 4, V)), np.zeros((1, C)), *[np.array(["a", "b"])] * 6)
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+def test_the_schema_offers_the_registry_names():
+    model = yaml.safe_load(schema_path().read_text())["properties"]["model"]["properties"]
+    assert model["modalities"]["items"]["enum"] == list(MODALITIES)
+    assert model["heads"]["items"]["enum"] == list(HEAD_NAMES)
+    assert model["assess"]["properties"]["modality"]["enum"] == list(MODALITIES)
+    assert model["assess"]["properties"]["head"]["enum"] == list(ASSESS_METHODS)
+
+
+def test_the_settings_read_every_key_of_their_sections():
+    """A key of the schema is one field of its stage's settings, and its default lives in the schema alone."""
+    model = yaml.safe_load(schema_path().read_text())["properties"]["model"]["properties"]
+    for section, settings in (("skeleton", SkeletonSettings), ("video", VideoSettings), ("imagine", HeadSettings)):
+        assert set(model[section]["properties"]) == {field.name for field in fields(settings)}
+        assert all(field.default is MISSING for field in fields(settings))
+
+
+def test_the_registry_imports_no_torch():
+    """The Snakefile reads the names when it parses."""
+    code = "import sys, cprcoach.model.registry; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

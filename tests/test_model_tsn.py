@@ -4,7 +4,7 @@ raw recording through the workflow's preprocessing, against what the workflow ma
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,24 +16,23 @@ import torch
 from conftest import RGB, preprocess_recording, read_video, tiny_config
 from cprcoach.errors import CprCoachError
 from cprcoach.model.assess import assess_recording
-from cprcoach.model.data import bundle_from_index
-from cprcoach.model.features import load_features, run_skeleton_backbone, run_video_backbone
-from cprcoach.model.stgcn import STGCNConfig
-from cprcoach.model.train import BackboneSettings
-from cprcoach.model.tsn import (
-    TSN,
-    TSNConfig,
-    TSNSettings,
-    default_length,
-    extract_tsn,
-    fit_tsn,
+from cprcoach.model.backbone import run_skeleton_backbone, run_video_backbone
+from cprcoach.model.checkpoints import load_features
+from cprcoach.model.data import (
+    bundle_from_index,
     flow_clip_input,
     flow_input,
     rgb_clip_input,
     rgb_input,
+    tsn_batches,
     tsn_dataset,
+    tsn_inputs,
 )
+from cprcoach.model.networks.tsn import TSN, TSNConfig
+from cprcoach.model.settings import ModelSettings, VideoSettings
+from cprcoach.model.train import extract, fit
 from cprcoach.samples import read_sheet, samples_from_config, write_sheet
+from cprcoach.settings import from_section
 from cprcoach.shards.build import shard_videos
 from cprcoach.shards.datasets import FlowDataset, RGBDataset
 from cprcoach.shards.index import build_index, read_index, write_index
@@ -43,6 +42,7 @@ from cprcoach.synth.dataset import generate_dataset
 VIEWS = ("V1", "V2")
 SUFFIXES = {"rgb": "rgb.mp4", "pose_clip": "pose.mp4", "probe": "probe.json", "flow": "flow.npz", "pose": "pose.npz"}
 TINY = {"channels": [8, 16], "segments": 3, "dropout": 0.0}
+CPU = torch.device("cpu")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -81,21 +81,33 @@ def index(tmp_path_factory) -> pd.DataFrame:
     return read_index(root / "shards" / "index.tsv")
 
 
-def tiny(modality: str, **config) -> TSN:
+def network(modality: str, **video) -> TSNConfig:
+    """The network of model.video with the keys of `video` changed."""
+    return TSNConfig.from_settings(from_section(VideoSettings, "model.video", video), modality, num_classes=14)
+
+
+def tiny(modality: str, **video) -> TSN:
     torch.manual_seed(0)
-    return TSN(TSNConfig(modality=modality, **(TINY | config)))
+    return TSN(network(modality, **(TINY | video)))
+
+
+def train(model: TSN, rows: pd.DataFrame, seed: int, **video) -> list[dict]:
+    """`model` trained on the rows with model.video's training settings, the keys of `video` changed."""
+    settings = from_section(VideoSettings, "model.video", video)
+    return fit(model, tsn_batches(model.config, rows, settings.batch_size, settings.workers, seed, CPU), settings, CPU)
 
 
 # --- the network and its input -----------------------------------------------------------------------
 
 
 def test_config_defaults():
-    assert (default_length("rgb"), default_length("flow")) == (1, 5)
-    rgb, flow = TSNConfig(), TSNConfig(modality="flow", length=3)
+    video = from_section(VideoSettings, "model.video")
+    assert (video.length("rgb"), video.length("flow")) == (1, 5)
+    rgb, flow = network("rgb"), network("flow", flow_length=3)
     assert (rgb.length, rgb.in_channels, flow.in_channels) == (1, 3, 6)
-    assert TSNConfig(**asdict(TSNConfig(modality="flow"))) == TSNConfig(modality="flow")
+    assert TSNConfig(**asdict(network("flow"))) == network("flow")
     with pytest.raises(ValueError, match="modality"):
-        TSNConfig(modality="depth")
+        replace(rgb, modality="depth")
 
 
 @pytest.mark.parametrize("modality", ["rgb", "flow"])
@@ -135,7 +147,7 @@ def whole_video(record) -> SimpleNamespace:
 
 @pytest.mark.parametrize(("segments", "length"), [(8, 1), (3, 2)])
 def test_rgb_clip_input_is_the_eval_dataset_item(index, segments, length):
-    config = TSNConfig(modality="rgb", segments=segments, length=length)
+    config = network("rgb", segments=segments, rgb_length=length)
     fed = tsn_dataset(config, index, train=False)
     raw = RGBDataset(index, num_segments=segments, length=length, train=False)
     for i, record in enumerate(index.itertuples()):
@@ -148,7 +160,7 @@ def test_rgb_clip_input_is_the_eval_dataset_item(index, segments, length):
 
 @pytest.mark.parametrize(("segments", "length"), [(8, 5), (3, 2)])
 def test_flow_clip_input_is_the_eval_dataset_item(index, segments, length):
-    config = TSNConfig(modality="flow", segments=segments, length=length)
+    config = network("flow", segments=segments, flow_length=length)
     fed = tsn_dataset(config, index, train=False)
     pixels = FlowDataset(index, num_segments=segments, length=length, train=False, as_float=True)
     for i, record in enumerate(index.itertuples()):
@@ -161,20 +173,20 @@ def test_flow_clip_input_is_the_eval_dataset_item(index, segments, length):
 
 
 def test_training_draws_random_snippets(index):
-    config = TSNConfig(modality="rgb", segments=3)
+    config = network("rgb", segments=3)
     torch.manual_seed(0)
     fed = tsn_dataset(config, index, train=True)
     assert not all(torch.equal(fed[0][0], fed[0][0]) for _ in range(5))
 
 
-def test_fit_tsn_learns_and_repeats(index):
+def test_tsn_training_learns_and_repeats(index):
     rows = index.assign(label_index=[VIEWS.index(v) for v in index["view"]])  # separable: the camera
     # One batch of all four: with fewer, batch norm sees one view alone and the loss jumps about.
-    settings = TSNSettings(epochs=15, batch_size=4, lr=1e-2, seed=3)
+    settings = {"epochs": 15, "batch_size": 4, "lr": 1e-2}
     runs = []
     for _ in range(2):
         model = tiny("rgb")
-        runs.append((fit_tsn(model, rows, settings, torch.device("cpu")), model.state_dict()))
+        runs.append((train(model, rows, seed=3, **settings), model.state_dict()))
         assert not model.training
     (history, weights), (again, weights_again) = runs
     assert [r["epoch"] for r in history] == list(range(1, 16))
@@ -183,28 +195,27 @@ def test_fit_tsn_learns_and_repeats(index):
     assert [(r["loss"], r["accuracy"]) for r in history] == [(r["loss"], r["accuracy"]) for r in again]
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
     other = tiny("rgb")
-    fit_tsn(other, rows, TSNSettings(epochs=1, batch_size=2, seed=4), torch.device("cpu"))
+    train(other, rows, seed=4, epochs=1, batch_size=2)
     first = tiny("rgb")
-    fit_tsn(first, rows, TSNSettings(epochs=1, batch_size=2, seed=3), torch.device("cpu"))
+    train(first, rows, seed=3, epochs=1, batch_size=2)
     assert not torch.equal(other.fc.weight, first.fc.weight)
 
 
-def test_fit_tsn_with_a_worker_and_dropout_repeats(index):
+def test_tsn_training_with_a_worker_and_dropout_repeats(index):
     # Batches of 3 and 1 in a shuffled order; the snippets drawn in the worker process.
-    settings = TSNSettings(epochs=2, batch_size=3, seed=1, workers=1)
     runs = []
     for _ in range(2):
         model = tiny("flow", dropout=0.5)
-        runs.append((fit_tsn(model, index, settings, torch.device("cpu")), model.state_dict()))
+        runs.append((train(model, index, seed=1, epochs=2, batch_size=3, workers=1), model.state_dict()))
     (history, weights), (again, weights_again) = runs
     assert [r["loss"] for r in history] == [r["loss"] for r in again]
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
 
 
-def test_extract_tsn_in_index_order(index):
+def test_tsn_extraction_in_index_order(index):
     model = tiny("flow")
     rows = index.iloc[::-1]
-    pooled, tokens, logits = extract_tsn(model, rows, torch.device("cpu"), batch_size=3)
+    pooled, tokens, logits = extract(model, tsn_inputs(model.config, rows, batch_size=3, workers=0), CPU)
     assert pooled.shape == (4, 16) and tokens.shape == (4, 3, 16) and logits.shape == (4, 14)
     assert pooled.dtype == tokens.dtype == logits.dtype == np.float32
     with torch.no_grad():
@@ -218,13 +229,13 @@ def test_extract_tsn_in_index_order(index):
 def test_rows_the_backbone_refuses(index):
     composite = index.assign(multi_hot=["00000100100000", *index["multi_hot"][1:]])
     with pytest.raises(CprCoachError, match="single-class"):
-        fit_tsn(tiny("rgb"), composite, TSNSettings(epochs=1), torch.device("cpu"))
+        train(tiny("rgb"), composite, seed=0, epochs=1)
     with pytest.raises(CprCoachError, match="frame size"):
-        tsn_dataset(TSNConfig(), index.assign(height=[72, 72, 72, 84]), train=True)
+        tsn_dataset(network("rgb"), index.assign(height=[72, 72, 72, 84]), train=True)
     with pytest.raises(CprCoachError, match="flow bound"):
-        tsn_dataset(TSNConfig(modality="flow"), index.assign(flow_bound=[20.0, 20.0, 20.0, 10.0]), train=True)
+        tsn_dataset(network("flow"), index.assign(flow_bound=[20.0, 20.0, 20.0, 10.0]), train=True)
     with pytest.raises(CprCoachError, match="no videos"):
-        tsn_dataset(TSNConfig(), index.iloc[:0], train=False)
+        tsn_dataset(network("rgb"), index.iloc[:0], train=False)
 
 
 # --- assessment of a raw recording -------------------------------------------------------------------
@@ -238,14 +249,12 @@ def test_assess_a_raw_recording_as_the_workflow_preprocessed_it(index, tmp_path)
     config = tsn_config(root)
     row = int(np.flatnonzero(index["video_id"] == "P01_V2_E05_01")[0])
     raw = root / "raw" / "P01" / "V2" / "E05_01.mp4"
-    cpu = torch.device("cpu")
     bundle = bundle_from_index(root / "shards" / "index.tsv", frames=16)
-    skeleton = STGCNConfig(channels=[8], strides=[1])
-    run_skeleton_backbone(bundle, tmp_path / "s.pt", tmp_path / "s.npz", BackboneSettings(epochs=1), skeleton, cpu)
-    settings = TSNSettings(epochs=1, batch_size=4)
+    skeleton = {"epochs": 1, "channels": [8], "strides": [1]}
+    settings = ModelSettings.from_config({"skeleton": skeleton, "video": {"epochs": 1, "batch_size": 4, **TINY}})
+    run_skeleton_backbone(bundle, tmp_path / "s.pt", tmp_path / "s.npz", settings, CPU)
     for modality in ("rgb", "flow"):
-        network = TSNConfig(modality=modality, **TINY)
-        run_video_backbone(index, tmp_path / f"{modality}.pt", tmp_path / f"{modality}.npz", settings, network, cpu)
+        run_video_backbone(modality, index, tmp_path / f"{modality}.pt", tmp_path / f"{modality}.npz", settings, CPU)
     for modality, tolerance in (("skeleton", 1e-4), ("flow", 1e-4), ("rgb", 0.02)):
         checkpoint = tmp_path / ("s.pt" if modality == "skeleton" else f"{modality}.pt")
         features = load_features(checkpoint.with_suffix(".npz"))
@@ -255,4 +264,5 @@ def test_assess_a_raw_recording_as_the_workflow_preprocessed_it(index, tmp_path)
         assert result["modality"] == modality and result["method"] == "backbone softmax"
         np.testing.assert_allclose(got, want, atol=tolerance)
     with pytest.raises(CprCoachError, match="reads a flow"):
-        assess_recording(root / "results" / "P01" / "V2" / "E05_01.rgb.mp4", tmp_path / "flow.pt", prepared=True)
+        rgb_clip = root / "results" / "P01" / "V2" / "E05_01.rgb.mp4"
+        assess_recording(rgb_clip, tmp_path / "flow.pt", prepared=True, threshold=0.5)

@@ -16,7 +16,7 @@ import skimage.data
 from cprcoach.errors import ConfigError, CprCoachError
 from cprcoach.pose.alphapose_backend import frame_numbers, read_results, results_path
 from cprcoach.pose.cli import main
-from cprcoach.pose.estimate import estimate_pose, pose_settings
+from cprcoach.pose.estimate import GroundtruthSettings, PoseSettings, estimate_pose
 from cprcoach.pose.format import PoseTrack, keypoint_box, read_pose, write_pose
 from cprcoach.pose.gaps import fill_gaps, smooth_found
 from cprcoach.pose.groundtruth import read_sidecar, sidecar_path
@@ -30,7 +30,7 @@ from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video import probe
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.probe import probe_video
-from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
+from cprcoach.video.resize import ClipSpec, VideoSettings, resize_video
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHOULDERS = [JOINT["left_shoulder"], JOINT["right_shoulder"]]
@@ -56,10 +56,8 @@ def synthetic(tmp_path_factory):
     render_video(correct_recording(raw, 256, 136, 2.0))
     clip = root / "clips" / "P01" / "V1" / "E00_01.pose.mp4"
     probe = clip.with_name("E00_01.probe.json")
-    resize_video(
-        raw, [ClipSpec("pose", 128, 68, clip)], probe, source_width=256, source_height=136, fps=25,
-        settings=EncoderSettings(threads=1),
-    )  # fmt: skip
+    video = {"source": {"width": 256, "height": 136, "fps": 25}, "clips": {"pose": {"width": 128, "height": 68}}}
+    resize_video(raw, [ClipSpec("pose", 128, 68, clip)], probe, VideoSettings.from_config(video), threads=1)
     return {"clip": clip, "probe": probe, "truth": read_sidecar(sidecar_path(raw)), "root": root}
 
 
@@ -224,10 +222,10 @@ def test_groundtruth_misses_are_filled(synthetic, tmp_path):
 
 
 def test_settings_are_checked():
-    assert pose_settings()["groundtruth"] == {"noise_px": 2.0, "miss_rate": 0.0, "seed": 0}
-    assert pose_settings({"groundtruth": {"seed": 3}})["groundtruth"]["noise_px"] == 2.0
+    assert PoseSettings.from_config().groundtruth == GroundtruthSettings(noise_px=2.0, miss_rate=0.0, seed=0)
+    assert PoseSettings.from_config({"groundtruth": {"seed": 3}}).groundtruth.noise_px == 2.0
     with pytest.raises(ConfigError) as error:
-        pose_settings({"smoothing": 4, "groundtruth": {"noise_px": -1}})
+        PoseSettings.from_config({"smoothing": 4, "groundtruth": {"noise_px": -1}})
     assert "pose.groundtruth.noise_px" in str(error.value) and "pose.smoothing: 4 should not be valid" in str(
         error.value
     )
@@ -257,7 +255,8 @@ def test_missing_alphapose_paths_name_the_keys(synthetic, tmp_path):
     assert error.value.path == tmp_path / "detector/yolo/data/yolov3-spp.weights"
     assert not (tmp_path / "a.npz").exists()
     with pytest.raises(SystemExit) as stop:
-        main(["estimate", str(clip), "--probe", str(probe), "--out", str(tmp_path / "a.npz"), "--backend", "alphapose"])
+        main(["estimate", str(clip), "--probe", str(probe), "--out", str(tmp_path / "a.npz"), "--threads", "1",
+              "--settings", '{"backend": "alphapose"}'])  # fmt: skip
     assert stop.value.code == 2
 
 
@@ -433,12 +432,12 @@ def test_qc_and_overlay_commands(synthetic, empty_clip, tmp_path, capsys):
     good = pose_dir / "P01" / "V1" / "E00_01.npz"
     again = pose_dir / "P01" / "V2" / "E00_01.npz"
     main(["estimate", str(synthetic["clip"]), str(synthetic["clip"]), "--probe", str(synthetic["probe"]),
-          str(synthetic["probe"]), "--out", str(good), str(again), "--backend", "groundtruth", "--noise-px", "0",
-          "--smoothing", "3"])  # fmt: skip
+          str(synthetic["probe"]), "--out", str(good), str(again), "--threads", "1", "--settings",
+          json.dumps({"backend": "groundtruth", "groundtruth": {"noise_px": 0}, "smoothing": 3})])  # fmt: skip
     np.testing.assert_array_equal(read_pose(good).keypoints, read_pose(again).keypoints)
     with pytest.raises(SystemExit) as stop:
         main(["estimate", str(synthetic["clip"]), str(synthetic["clip"]), "--probe", str(synthetic["probe"]),
-              "--out", str(good), str(again)])  # fmt: skip
+              "--out", str(good), str(again), "--threads", "1"])  # fmt: skip
     assert stop.value.code == 2 and "2 clips but 1 --probe paths" in capsys.readouterr().err
     nobody = pose_dir / "P09" / "V1" / "E00_01.npz"
     estimate_pose(empty_clip[0], empty_clip[1], nobody, {"backend": "mediapipe"})

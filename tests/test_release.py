@@ -12,8 +12,8 @@ import torch
 
 from cprcoach.classes import load_classes
 from cprcoach.errors import CprCoachError
+from cprcoach.model.checkpoints import load_features
 from cprcoach.model.cli import main
-from cprcoach.model.features import load_features
 from cprcoach.model.heads import load_release_fc
 from cprcoach.model.metrics import average_precision
 from cprcoach.model.release import export_release, import_release, read_release_pickle
@@ -74,7 +74,7 @@ def test_every_head_trains_and_scores_on_the_release_features(tmp_path, capsys):
         metrics_path = tmp_path / "release" / head / "metrics.json"
         plot = tmp_path / "release" / head / "per_class_ap.png"
         main(["imagine", "--features", features, "--head", head, "--metrics", str(metrics_path), "--plot", str(plot)]
-             + ["--epochs", "4", "--draws", "2"])  # fmt: skip
+             + ["--settings", json.dumps({"imagine": {"epochs": 4, "draws": 2}})])  # fmt: skip
         metrics = json.loads(metrics_path.read_text())
         assert metrics["features_source"]["release"] == "github Shunli-Wang/CPR-Coach"
         assert set(metrics["summary"]) == {head, "sigmoid", "backbone"}

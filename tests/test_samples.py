@@ -80,6 +80,16 @@ def test_labels_written_with_aliases_become_codes(tmp_path, classes):
     assert rows.loc["P01_V1_E04_01", "path"] == str(tmp_path / "P01" / "V1" / "Bending Arms_01.mp4")
 
 
+@pytest.mark.parametrize("participant", ["P 01", "Pé01"])
+def test_a_participant_name_that_does_not_parse_says_what_is_allowed(tmp_path, classes, participant):
+    touch_recordings(tmp_path, participant, "E00")
+    with pytest.raises(SampleSheetError) as error:
+        discover_samples(tmp_path, PATTERN, VIEWS, classes)
+    text = str(error.value)
+    assert f"{participant}/V1/E00_01.mp4" in text
+    assert "participant and view: ASCII letters and digits only, no spaces" in text
+
+
 def test_every_problem_in_one_message(tmp_path, classes):
     touch_recordings(tmp_path, "P01", "E00")
     touch_recordings(tmp_path, "P01", "E04", views=VIEWS[:2])  # missing V3, V4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -18,7 +19,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import FAST, RGB, SOURCE, preprocess_recording, read_video, tiny_config
+from conftest import FAST_FLOW, RGB, SOURCE, preprocess_recording, read_video, tiny_config
 from cprcoach.bench.shards import run_bench
 from cprcoach.errors import CprCoachError
 from cprcoach.flow.extract import extract_flow
@@ -180,7 +181,7 @@ def test_float_flow_is_kept(processed, tmp_path):
     files = files_of(processed, "P01", "V2")
     floats = [tmp_path / f"{i}.npz" for i in range(2)]
     for clip, out in zip(files["rgb"], floats, strict=True):
-        extract_flow(clip, out, params=FAST, backend="opencv", output="float16", threads=1)
+        extract_flow(clip, out, dataclasses.replace(FAST_FLOW, output="float16"), threads=1)
     shard = build_shard(
         shard_videos(processed["sheet"], "P01", "V2", {**files, "flow": floats}), tmp_path / "P01_V2.h5"
     )
@@ -200,7 +201,7 @@ def test_float_flow_is_kept(processed, tmp_path):
 def test_open_shard_refuses_other_files(tmp_path):
     with h5py.File(tmp_path / "other.h5", "w") as handle:
         handle.attrs["format"] = "something else"
-    with pytest.raises(CprCoachError, match="not a cprcoach-shard/2 file"):
+    with pytest.raises(CprCoachError, match="not a cprcoach-shard/3 file"):
         open_shard(tmp_path / "other.h5")
     with pytest.raises(CprCoachError, match="cannot open the shard"):
         open_shard(tmp_path / "missing.h5")
@@ -261,6 +262,57 @@ def test_check_names_the_problems_of_a_tampered_shard(built, tmp_path):
     assert check_shard(tampered, index).skipped == [f"P01_V1_E04+E07_01: flow file {tmp_path / 'gone.npz'} is gone"]
     missing = check_shard(tampered, index[index["video_id"] != "P01_V1_E00_01"]).problems
     assert "in the shard, not in the index: P01_V1_E00_01" in missing
+
+
+def flip_byte(path: Path, offset: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)[0]
+        handle.seek(offset)
+        handle.write(bytes([byte ^ 0x5A]))
+
+
+def chunk_middle(path: Path, dataset: str) -> int:
+    """The file offset of the middle of a dataset's first chunk."""
+    with h5py.File(path, "r") as shard:
+        info = shard[dataset].id.get_chunk_info(0)
+    return info.byte_offset + info.size // 2
+
+
+def jpeg_middle(path: Path, video: str, frame: int) -> int:
+    """The file offset of the middle of one stored JPEG (HDF5 keeps variable-length data in a heap)."""
+    with h5py.File(path, "r") as shard:
+        blob = shard[f"{video}/rgb"][frame].tobytes()
+    data = path.read_bytes()
+    assert data.count(blob) == 1
+    return data.index(blob) + len(blob) // 2
+
+
+@pytest.mark.parametrize(
+    ("dataset", "locate", "read"),
+    [
+        ("flow_x", lambda p: chunk_middle(p, "P01_V1_E00_01/flow_x"), lambda g: store.take(g["flow_x"], [0, 1])),
+        ("keypoints", lambda p: chunk_middle(p, "P01_V1_E00_01/keypoints"), lambda g: store.read_array(g, "keypoints")),
+        ("rgb", lambda p: jpeg_middle(p, "P01_V1_E00_01", 3), lambda g: store.read_rgb(g, range(5))),
+    ],
+    ids=["flow-chunk", "keypoints-chunk", "one-jpeg"],
+)
+def test_flipped_bytes_are_caught_by_the_check_and_the_readers(built, tmp_path, dataset, locate, read):
+    damaged = tmp_path / "P01_V1.h5"
+    shutil.copy(built["shards"][0], damaged)
+    flip_byte(damaged, locate(damaged))
+    index = built["table"].assign(
+        shard=[str(damaged) if s.endswith("P01_V1.h5") else s for s in built["table"]["shard"]]
+    )
+    result = check_shard(damaged, index, checksums=True)
+    assert len(result.problems) == 1 and result.checksums == 1  # the other video verifies
+    assert result.problems[0].startswith(f"P01_V1_E00_01: video P01_V1_E00_01, dataset {dataset}: ")
+    assert check_shard(built["shards"][0], built["table"], checksums=True).problems == []
+    with open_shard(damaged) as shard, pytest.raises(store.DamagedShardError) as error:
+        read(shard["P01_V1_E00_01"])
+    text = str(error.value)
+    assert text.startswith(f"{damaged}: video P01_V1_E00_01, dataset {dataset}: ") and "the shard is damaged" in text
+    assert "delete the shard and rerun snakemake" in text
 
 
 def test_index_from_shards(processed, built, tmp_path):

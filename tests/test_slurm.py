@@ -4,24 +4,18 @@ sacct must show every job as a completed SLURM job, and the results must be a lo
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 import re
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
-import torch
 import yaml
 
-from conftest import REPO
+from conftest import REPO, assert_same_results
 from cprcoach.config import load_config
-from cprcoach.shards.store import open_shard
 from cprcoach.synth.dataset import generate_dataset
 
 pytestmark = pytest.mark.slow
@@ -33,8 +27,6 @@ CLUSTER_ENV = {"CPRCOACH_SLURM_DIR": "/tmp/cprcoach-slurm-test", "CPRCOACH_SLURM
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
 # Jobs run `python -m cprcoach...`: sbatch exports this PATH to them (--export=ALL).
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-# Keys whose values differ between two runs of one configuration: durations and dates.
-VOLATILE_KEYS = {"seconds", "pairs_per_second", "timings", "created"}
 
 
 def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -61,13 +53,8 @@ def runs(tmp_path_factory, slurm_env):
     results folder, and the SLURM run's log."""
     root = tmp_path_factory.mktemp("slurm-workflow")
     for name in ("slurm", "local"):
-        # config.test.yaml cut to one participant, one view, one composite and the single classes:
-        # the correct one and the composite's errors (ImagineNet learns from them): a few dozen jobs.
-        config = yaml.safe_load((REPO / "config.test.yaml").read_text())
-        config.update(raw_dir=str(root / "raw"), results_dir=str(root / name / "results"), views=config["views"][:1])
-        synth = config["synth"]
-        composite = synth["composites"][0]
-        synth.update(participants=1, singles=["E00", *composite.split("+")], composites=[composite])
+        config = yaml.safe_load((REPO / ".test" / "slurm" / "config.yaml").read_text())
+        config.update(raw_dir=str(root / "raw"), results_dir=str(root / name / "results"))
         (root / name).mkdir()
         (root / name / "config.yaml").write_text(yaml.safe_dump(config))
     generate_dataset(load_config(root / "slurm" / "config.yaml"))
@@ -107,66 +94,6 @@ def test_every_job_ran_on_slurm_and_completed(runs, slurm_env):
     assert {job["account"] for job in jobs} == {"cprcoach"}
 
 
-def meaning(value, results: Path):
-    """A value as comparable data, without what differs between runs: the results folder in paths,
-    durations and dates."""
-    if isinstance(value, dict):
-        return {key: meaning(item, results) for key, item in value.items() if key not in VOLATILE_KEYS}
-    if isinstance(value, list | tuple):
-        return [meaning(item, results) for item in value]
-    if isinstance(value, torch.Tensor):
-        value = value.numpy()
-    if isinstance(value, np.ndarray | np.generic):
-        value = np.asarray(value)
-        if value.dtype.kind in "OUS":
-            return meaning(value.tolist(), results)
-        return (value.dtype.str, value.shape, value.tobytes())
-    if isinstance(value, bytes):
-        return value.replace(str(results).encode(), b"RESULTS")
-    if isinstance(value, str):
-        if value.startswith("{"):  # JSON metadata in npz files and HDF5 attributes
-            return meaning(json.loads(value), results)
-        return value.replace(str(results), "RESULTS")
-    if isinstance(value, float):
-        return repr(value)  # nan == nan
-    return value
-
-
-def content(path: Path):
-    """What a result file holds, read by its type (containers record their own write times)."""
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=True) as data:
-            return {key: data[key] for key in data.files}
-    if path.suffix == ".h5":
-        tree = {}
-        with open_shard(path) as shard:
-            tree["/"] = dict(shard.attrs)
-            shard.visititems(
-                lambda name, item: tree.__setitem__(
-                    name, {"attrs": dict(item.attrs), "data": item[()] if isinstance(item, h5py.Dataset) else None}
-                )
-            )
-        return tree
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    if path.suffix == ".pkl":
-        with path.open("rb") as handle:
-            return pickle.load(handle)
-    if path.suffix == ".pt":
-        return torch.load(path, map_location="cpu", weights_only=False)
-    return path.read_bytes()
-
-
 def test_results_are_those_of_a_local_run(runs):
     slurm_results, local_results, _ = runs
-
-    def files(results: Path) -> list[Path]:
-        # Logs and benchmarks are about the run, not the data.
-        paths = (p.relative_to(results) for p in results.rglob("*") if p.is_file())
-        return sorted(p for p in paths if p.parts[0] not in ("logs", "benchmarks"))
-
-    assert files(slurm_results) == files(local_results)
-    for path in files(slurm_results):
-        assert meaning(content(slurm_results / path), slurm_results) == meaning(
-            content(local_results / path), local_results
-        ), path
+    assert_same_results(slurm_results, local_results)

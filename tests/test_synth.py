@@ -32,7 +32,10 @@ def make_config(raw_dir: Path, **synth) -> dict:
         "raw_dir": str(raw_dir),
         "raw_pattern": "{participant}/{view}/{label}_{take}.mp4",
         "views": ["V1", "V2", "V3", "V4"],
-        "video": {"source": {"width": 160, "height": 84, "fps": FPS}, "clips": {"rgb": {"width": 64, "height": 48}}},
+        "video": {
+            "source": {"width": 160, "height": 84, "fps": FPS},
+            "clips": {"rgb": {"width": 64, "height": 48}, "pose": {"width": 160, "height": 84}},
+        },
         "synth": {
             "seed": 0,
             "participants": 1,

@@ -67,10 +67,9 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
 def project(tmp_path_factory):
     """A work folder with the test config; the third participant's videos wait in `staged`."""
     workdir = tmp_path_factory.mktemp("workflow")
-    config = yaml.safe_load((REPO / "config.test.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test" / "workflow" / "config.yaml").read_text())
     config["raw_dir"] = str(workdir / "raw")
     config["results_dir"] = str(workdir / "results")
-    config["synth"]["participants"] = 3
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     staged = workdir / "staged"
     generate_dataset(load_config(workdir / "config.yaml"), raw_dir=staged)

@@ -15,6 +15,7 @@ STAGES = {
     "shards": ("cprcoach.shards.cli", "HDF5 shards: build, check, index, stats, exports, bench", "main"),
     "model": ("cprcoach.model.cli", "backbones, ImagineNet heads, scoring, assessment", "main"),
     "assess": ("cprcoach.model.assess", "the errors and probabilities of one recording", "main"),
+    "workflow": ("cprcoach.workflow", "snakemake ARGS, resumable after a crash or a kill", "main"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,23 @@ def _problems(schema: dict[str, Any], instance: Any, prefix: str = "") -> list[s
     ]
 
 
+def _cross_problems(config: dict[str, Any]) -> list[str]:
+    """What the schema cannot say: keys that must name another key's entries."""
+    clips = config.get("video", {}).get("clips", {})
+    return [
+        f"{stage}.clip: {config[stage]['clip']!r} is not a clip of video.clips ({', '.join(clips)})"
+        for stage in ("flow", "pose")
+        if config.get(stage, {}).get("clip") not in clips
+    ]
+
+
 def validate_config(config: dict[str, Any], source: str | Path = "config") -> dict[str, Any]:
-    """Check `config` in place (adding defaults) and return it; every problem is listed at once."""
+    """Check `config` in place (adding defaults) and return it; every problem is listed at once.
+
+    `source` names the file (or files) the config came from, for the message."""
     problems = _problems(yaml.safe_load(schema_path().read_text()), config)
+    if not problems:
+        problems = _cross_problems(config)
     if problems:
         raise ConfigError(
             "invalid configuration:\n    " + "\n    ".join(problems),
@@ -52,10 +67,15 @@ def validate_config(config: dict[str, Any], source: str | Path = "config") -> di
     return config
 
 
-def section_settings(name: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One top-level section (e.g. `pose`) with the schema's defaults, for a stage run on its own."""
-    settings = copy.deepcopy(values or {})
-    problems = _problems(yaml.safe_load(schema_path().read_text())["properties"][name], settings, prefix=name)
+def section_settings(name: str, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One config section (e.g. `pose`, or `flow.tvl1`) checked, with the schema's defaults filled in."""
+    whole = yaml.safe_load(schema_path().read_text())
+    schema = whole
+    for key in name.split("."):
+        schema = schema["properties"][key]
+    schema = {**schema, "$defs": whole.get("$defs", {})}  # what the section's $refs point to
+    settings = copy.deepcopy(dict(values or {}))
+    problems = _problems(schema, settings, prefix=name)
     if problems:
         raise ConfigError(
             f"invalid {name} settings:\n    " + "\n    ".join(problems),
@@ -64,7 +84,8 @@ def section_settings(name: str, values: dict[str, Any] | None = None) -> dict[st
     return settings
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file's mapping; a missing file or a YAML error names the file."""
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
@@ -78,4 +99,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             "the configuration must be a mapping of keys to values", path=path, fix="see config.yaml in the repository"
         )
-    return validate_config(config, path)
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """A config file, checked against the schema with its defaults filled in."""
+    return validate_config(load_yaml(path), path)

@@ -31,6 +31,11 @@ FIELD_REGEX = {
     "label": r"[A-Za-z0-9][A-Za-z0-9 _-]*(?:\+[A-Za-z0-9 _-]+)*",
     "take": r"[0-9]+",
 }
+# What each field may hold, as the error for a name that does not parse says it.
+FIELD_RULES = (
+    "participant and view: ASCII letters and digits only, no spaces; take: digits; label: a class"
+    " (code, index or name, errors joined by '+')"
+)
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
 # label is the canonical code (E04+E07) that every path and table uses; file_label what the file name said.
 COLUMNS = [
@@ -129,7 +134,7 @@ def discover_samples(
 
     problems = []
     if unparsed:
-        problems.append(_listing(f"names that do not match raw_pattern {pattern!r}", unparsed))
+        problems.append(_listing(f"names that do not match raw_pattern {pattern!r} ({FIELD_RULES})", unparsed))
     if unknown_labels:
         problems.append(_listing(f"labels that are not classes of the class table {classes.source}", unknown_labels))
     if unknown_views:

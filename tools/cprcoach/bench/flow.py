@@ -129,7 +129,7 @@ def compare_on_cpu(clip: np.ndarray, truth: np.ndarray, params: TVL1Params, thre
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    params = TVL1Params()
+    params = TVL1Params.from_config()
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()

@@ -16,7 +16,7 @@ from cprcoach.logs import setup_logging
 from cprcoach.pose.estimate import estimate_pose
 from cprcoach.pose.qc import track_pck
 from cprcoach.synth.dataset import correct_recording, render_video
-from cprcoach.video.resize import ClipSpec, EncoderSettings, resize_video
+from cprcoach.video.resize import ClipSpec, VideoSettings, resize_video
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -31,15 +31,9 @@ def bench_clip(folder: Path, source: tuple[int, int], clip: tuple[int, int], sec
     render_video(correct_recording(raw, *source, seconds))
     pose_clip = folder / "clips" / "P01" / "V1" / f"{name}.pose.mp4"
     probe = pose_clip.with_name(f"{name}.probe.json")
-    resize_video(
-        raw,
-        [ClipSpec("pose", *clip, pose_clip)],
-        probe,
-        source_width=source[0],
-        source_height=source[1],
-        fps=25.0,
-        settings=EncoderSettings(threads=2),
-    )
+    video = {"source": {"width": source[0], "height": source[1], "fps": 25.0}}
+    settings = VideoSettings.from_config(video | {"clips": {"pose": {"width": clip[0], "height": clip[1]}}})
+    resize_video(raw, [ClipSpec("pose", *clip, pose_clip)], probe, settings, threads=2)
     return pose_clip, probe
 
 

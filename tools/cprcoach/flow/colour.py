@@ -6,13 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cprcoach.atomic import atomic_path  # noqa: E402
+from cprcoach.figures import plt, save_png
 
 
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
@@ -41,7 +37,4 @@ def sample_figure(samples: Sequence[tuple[str, np.ndarray, np.ndarray]], out: st
         row[1].set_title(f"flow: max {speed.max():.1f} px, mean {speed.mean():.2f} px", fontsize=8)
         for axis in row:
             axis.axis("off")
-    figure.tight_layout()
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_png(figure, out)

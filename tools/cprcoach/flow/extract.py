@@ -8,7 +8,6 @@ A job takes the clips of one recording's views, one after the other, so the comm
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -19,10 +18,11 @@ import numpy as np
 
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.flow.format import write_flow
-from cprcoach.flow.params import TVL1Params
+from cprcoach.flow.params import FlowSettings, TVL1Params
 from cprcoach.flow.quantize import quantize
 from cprcoach.gpu import claim_cuda_device
 from cprcoach.logs import setup_logging
+from cprcoach.settings import add_settings_argument
 from cprcoach.video.frames import read_frames
 
 log = logging.getLogger(__name__)
@@ -56,21 +56,11 @@ def compute_flow(
     return flow_torch(frames, params, device=device, batch_size=batch_size, bound=bound)
 
 
-def extract_flow(
-    clip: str | Path,
-    out: str | Path,
-    *,
-    params: TVL1Params,
-    backend: str = "torch",
-    device: str = "cpu",
-    batch_size: int | None = None,
-    bound: float = 20.0,
-    output: str = "uint8",
-    threads: int = 1,
-) -> dict:
+def extract_flow(clip: str | Path, out: str | Path, settings: FlowSettings, *, threads: int) -> dict:
     """Compute and store the flow of one clip; returns the metadata written beside it."""
     started = time.perf_counter()
     cv2.setNumThreads(threads)
+    backend, output, bound = settings.backend, settings.output, settings.bound
     if backend == "torch":
         import torch
 
@@ -80,7 +70,9 @@ def extract_flow(
         raise CprCoachError(
             "a clip of one frame has no flow", path=clip, fix="check the raw video: it holds a single frame"
         )
-    flow = compute_flow(frames, params, backend, device, batch_size, bound if output == "uint8" else None)
+    flow = compute_flow(
+        frames, settings.tvl1, backend, settings.device, settings.pairs_per_call, bound if output == "uint8" else None
+    )
     seconds = time.perf_counter() - started
     x, y = flow[..., 0], flow[..., 1]
     if output != "uint8":
@@ -88,8 +80,8 @@ def extract_flow(
     meta = {
         "clip": str(clip),
         "backend": backend,
-        "device": device if backend == "torch" else "cpu",
-        "tvl1": asdict(params),
+        "device": settings.device if backend == "torch" else "cpu",
+        "tvl1": asdict(settings.tvl1),
         "bound": bound,
         "output": output,
         "frames": int(len(frames)),
@@ -118,13 +110,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="cprcoach flow extract", description=__doc__)
     parser.add_argument("clips", type=Path, nargs="+", help="resized clips (the views of a recording)")
     parser.add_argument("--out", type=Path, nargs="+", required=True, help="one .npz to write per clip")
-    parser.add_argument("--backend", choices=["opencv", "torch"], default="torch")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--batch-size", default="auto", help="pairs per torch call, or auto")
-    parser.add_argument("--bound", type=float, default=20.0)
-    parser.add_argument("--output", choices=["uint8", "float16"], default="uint8")
-    parser.add_argument("--tvl1", type=json.loads, default={}, help="TV-L1 parameters as JSON (config flow.tvl1)")
-    parser.add_argument("--threads", type=int, default=1)
+    add_settings_argument(parser, "flow")
+    parser.add_argument("--threads", type=int, required=True, help="the job's threads")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -134,17 +121,6 @@ def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     if len(args.out) != len(args.clips):
         raise CprCoachError(f"{len(args.clips)} clips but {len(args.out)} --out paths", fix="pass one --out per clip")
-    batch_size = None if args.batch_size == "auto" else int(args.batch_size)
-    params = TVL1Params.from_config(args.tvl1)
+    settings = FlowSettings.from_config(args.settings)
     for clip, out in zip(args.clips, args.out, strict=True):
-        extract_flow(
-            clip,
-            out,
-            params=params,
-            backend=args.backend,
-            device=args.device,
-            batch_size=batch_size,
-            bound=args.bound,
-            output=args.output,
-            threads=args.threads,
-        )
+        extract_flow(clip, out, settings, threads=args.threads)

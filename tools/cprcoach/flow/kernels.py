@@ -42,10 +42,8 @@ TILE = 512  # pixels a program handles at once in the linearisation and the prim
 # LARGE_FRAME_TILES tiles each, one after another: the sums stay few and the registers one tile's.
 MAX_TILES = 256
 LARGE_FRAME_TILES = 8
-# The dual and primal step in one holds its neighbours' dual step too: 103-105 registers a thread
-# at 4 warps per tile of 512 (on sm_90: 4 blocks, 16 warps an SM), 55-64 at 8 (4 blocks, 32 warps).
-# Measured on an H100 in one run (2048 pairs at 340x256, uint8 out): 1377 pairs/s at 8 warps, 1280 at
-# 4, 1232 at 16.
+# The dual and primal step in one holds its neighbours' dual step too, so it runs with more warps
+# than Triton's default: the fastest on an H100 (README, Optical flow, "The solver's constants").
 DUAL_PRIMAL_WARPS = 8
 PARTIAL_CHUNK = 128  # per-program squared changes summed at a time by the stopping test
 NOT_DONE = 2**30  # done_at of a pair still iterating

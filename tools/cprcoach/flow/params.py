@@ -1,4 +1,4 @@
-"""TV-L1 parameters (OpenCV's names and defaults) and the checks both backends share.
+"""The flow stage's settings, TV-L1's parameters (OpenCV's names) and the checks both backends share.
 
 Kept apart from the solvers so that reading a config or running the OpenCV backend does not
 import torch.
@@ -6,28 +6,29 @@ import torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from cprcoach.errors import ConfigError, CprCoachError
+from cprcoach.settings import ConfigSection
 
 
 @dataclass(frozen=True)
-class TVL1Params:
-    """TV-L1 parameters with OpenCV's names and defaults (config ``flow.tvl1``)."""
+class TVL1Params(ConfigSection):
+    """TV-L1 parameters with OpenCV's names (config ``flow.tvl1``; the schema holds OpenCV's defaults)."""
 
-    tau: float = 0.25
-    lambda_: float = 0.15
-    theta: float = 0.3
-    nscales: int = 5
-    warps: int = 5
-    epsilon: float = 0.01
-    inner_iterations: int = 30
-    outer_iterations: int = 10
-    scale_step: float = 0.8
-    gamma: float = 0.0
-    median_filtering: int = 5
+    SECTION = "flow.tvl1"
+
+    tau: float
+    lambda_: float
+    theta: float
+    nscales: int
+    warps: int
+    epsilon: float
+    inner_iterations: int
+    outer_iterations: int
+    scale_step: float
+    gamma: float
+    median_filtering: int
 
     def __post_init__(self) -> None:
         if self.median_filtering < 1 or (self.median_filtering > 1 and self.median_filtering % 2 == 0):
@@ -36,18 +37,24 @@ class TVL1Params:
                 fix="use 5, OpenCV's default, or 3",
             )
 
-    @classmethod
-    def from_config(cls, tvl1: Mapping[str, Any] | None) -> TVL1Params:
-        """Build from the config's ``flow.tvl1`` mapping, whose ``lambda`` is a Python keyword."""
-        known = {f.name.rstrip("_"): f.name for f in fields(cls)}
-        unknown = sorted(set(tvl1 or {}) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown flow.tvl1 parameters: {', '.join(unknown)}",
-                fix=f"use only {', '.join(sorted(known))}",
-            )
-        types = {f.name: {"int": int, "float": float}[f.type] for f in fields(cls)}
-        return cls(**{known[key]: types[known[key]](value) for key, value in (tvl1 or {}).items()})
+
+@dataclass(frozen=True)
+class FlowSettings(ConfigSection):
+    """What one flow job computes (config ``flow``; ``clip`` and ``threads`` are the workflow's)."""
+
+    SECTION = "flow"
+
+    backend: str
+    device: str
+    batch_size: int | str  # pairs per torch call, or "auto"
+    bound: float
+    output: str
+    tvl1: TVL1Params
+
+    @property
+    def pairs_per_call(self) -> int | None:
+        """The torch backend's batch, None for as many as fit."""
+        return None if self.batch_size == "auto" else int(self.batch_size)
 
 
 def check_clip_length(frames: int) -> None:

@@ -26,32 +26,19 @@ from cprcoach.flow.quantize import quantize
 
 FLT_EPSILON = float(np.finfo(np.float32).eps)
 MIN_LEVEL_SIZE = 16  # OpenCV stops the pyramid before a level narrower or lower than this
-# Inner iterations between stopping tests: on the CPU every one, as OpenCV's CPU code tests; on a
-# GPU, where each test is a host sync, every other one, as OpenCV's OpenCL code tests. A sync costs
-# tens of microseconds against milliseconds per iteration of a big batch, and testing every 4th
-# iteration moved the flow twice as far from OpenCV's (0.012-0.036 px, measured on the CPU).
+# The figures behind these constants are in the README (Optical flow, "The solver's constants").
+# Inner iterations between stopping tests: every one on the CPU, as OpenCV's CPU code tests; every
+# other one on a GPU, where each test is a host sync, as OpenCV's OpenCL code tests.
 CPU_CHECK_INTERVAL = 1
 GPU_CHECK_INTERVAL = 2
-# Pairs per call on the CPU, as pixels: two 340x256 pairs measured fastest per pair on 2 cores
-# (batch 1: 3.2-3.7, 2: 4.1-4.5, 3: 3.5-3.8, 4: 3.6, 6: 3.4, 12: 3.0 pairs/s); more spill the caches.
-CPU_BATCH_PIXELS = 2 * 340 * 256
-# The fused kernels store the dual variable in half precision; all arithmetic stays float32. It lies
-# in a disc of radius theta / tau (1.2 by default), where float16 keeps 11 significant bits (steps
-# of 1e-3 at most, 2.4e-4 px in the flow), and so stored it takes the kernels' inner iteration from
-# 60 bytes per pixel to 44. Measured with the PyTorch solver against a float32 dual (12 pairs at
-# 340x256): end-point error 0.1168 px against 0.1165 (OpenCV 0.1165); 0.007 px from OpenCV's flow on
-# average against 0.004; the two duals' flows 0.007 px apart, about as far as the float32 one is from
-# OpenCV's (99th percentile 0.05 px, against 0.04); and 0.7% more iterations before the stopping
-# test holds. The PyTorch operations keep float32: on a CPU, float16's conversions cost 15% of the
-# pairs per second (4.2 against 4.9 on 2 cores) and its bytes save nothing.
+CPU_BATCH_PIXELS = 2 * 340 * 256  # pairs per call on the CPU, as pixels: more spill the caches
+# The fused kernels store the dual variable in half precision (all arithmetic stays float32): it
+# lies in a disc of radius theta / tau, where float16 keeps 11 significant bits, and so stored it
+# takes the inner iteration from 60 bytes per pixel to 44. The PyTorch operations keep float32.
 FUSED_DUAL_DTYPE = torch.float16
-# Peak live bytes per pixel of a pair (solver state plus the median filter's scratch): 230 measured
-# on the CPU with every allocation mmap-ed, 257 on an H200 (2048 340x256 pairs, 42.7 GiB peak);
-# the rest is margin for the CUDA allocator's block sizes.
+# Peak live bytes per pixel of a pair, with a margin for the CUDA allocator's block sizes: of the
+# PyTorch operations (solver state and the median filter's scratch), and of the fused kernels.
 BYTES_PER_PIXEL = 288
-# The same with the fused kernels, which keep no scratch beyond the median-filtered flow and a
-# second buffer of the flow and the (float16) dual variable: 92 measured on an H100 with 2048 pairs
-# in a batch and 100 with 490; the rest is margin, as above.
 FUSED_BYTES_PER_PIXEL = 112
 CUDA_MEMORY_FRACTION = 0.8  # of the free GPU memory, the rest left to fragmentation and other users
 

@@ -5,7 +5,7 @@ config.yaml (cprcoach.model.prepare), or with --prepared what the workflow alrea
 for the backbone's modality (pose track, RGB clip or flow). The backbone and, with --head, a
 trained ImagineNet head (one sigmoid per class: several errors can be present at once) score
 it; without --head the backbone's softmax is used. Errors are the error classes whose
-probability reaches --threshold.
+probability reaches model.assess.threshold (--settings, config.yaml's model section).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import torch
 from cprcoach.atomic import write_json_atomic
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
-from cprcoach.model.features import load_checkpoint
-from cprcoach.model.heads import TOKEN_HEADS
-from cprcoach.model.imagine import TITLES, load_head
+from cprcoach.model.checkpoints import load_checkpoint, load_head
+from cprcoach.model.imagine import TITLES
 from cprcoach.model.prepare import model_input, prepare_recording
+from cprcoach.model.registry import BACKBONE_SOFTMAX, HEADS
+from cprcoach.model.settings import ModelSettings
 from cprcoach.model.train import resolve_device
+from cprcoach.settings import add_settings_argument
 
 log = logging.getLogger(__name__)
-
-THRESHOLD = 0.5
 
 
 @torch.no_grad()
@@ -39,14 +39,14 @@ def assess_input(
     x: torch.Tensor,
     backbone: torch.nn.Module,
     meta: dict[str, Any],
-    head_path: str | Path | None = None,
-    threshold: float = THRESHOLD,
+    head_path: str | Path | None,
+    threshold: float,
 ) -> dict[str, Any]:
     """A backbone input (batch of one) -> each class's probability and the errors found."""
     device = next(backbone.parameters()).device
     pooled, tokens, logits = backbone.features(x.to(device))
     if head_path is None:
-        probabilities, method = torch.softmax(logits, dim=1), TITLES["backbone"]
+        probabilities, method = torch.softmax(logits, dim=1), TITLES[BACKBONE_SOFTMAX]
     else:
         head, head_meta = load_head(head_path, device)
         if list(head_meta["classes"]) != list(meta["classes"]):
@@ -55,7 +55,7 @@ def assess_input(
                 path=head_path,
                 fix="pass the head trained on this backbone's features",
             )
-        inputs = tokens if head_meta["kind"] in TOKEN_HEADS else pooled
+        inputs = tokens if HEADS[head_meta["kind"]].tokens else pooled
         probabilities = torch.sigmoid(head(inputs[:, None].expand(-1, head_meta["copies"], *inputs.shape[1:])))
         method = TITLES[head_meta["kind"]]
     scores = probabilities[0].cpu().numpy().astype(float)
@@ -82,7 +82,7 @@ def assess_recording(
     *,
     prepared: bool = False,
     config: dict[str, Any] | None = None,
-    threshold: float = THRESHOLD,
+    threshold: float,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Score one recording (raw, preprocessed with `config`; or `prepared` for the backbone's modality)."""
@@ -122,10 +122,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--prepared", action="store_true", help="the recording is the pose track, RGB clip or flow the workflow made"
     )
-    parser.add_argument("--threshold", type=float, default=THRESHOLD, help="probability from which an error counts")
+    add_settings_argument(parser, "model")
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
     parser.add_argument("--out", type=Path, help="write the result here (JSON) instead of printing it")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -133,8 +132,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 @cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
-    if not 0.0 <= args.threshold <= 1.0:
-        raise CprCoachError(f"--threshold must be within [0, 1], got {args.threshold}", fix="pass e.g. 0.5")
+    settings = ModelSettings.from_config(args.settings)
     config = None
     if not args.prepared:
         from cprcoach.config import load_config
@@ -146,8 +144,8 @@ def run(args: argparse.Namespace) -> None:
         args.head,
         prepared=args.prepared,
         config=config,
-        threshold=args.threshold,
-        device=resolve_device(args.device),
+        threshold=settings.assess.threshold,
+        device=resolve_device(settings.device),
     )
     if args.out is not None:
         write_json_atomic(args.out, result)

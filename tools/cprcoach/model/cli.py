@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cprcoach.dispatch import dispatch
+from cprcoach.model.registry import METHODS
 
 COMMANDS = {
-    "backbone": ("cprcoach.model.features", "train a backbone on the single classes; write checkpoint + features"),
-    "imagine": ("cprcoach.model.imagine", "train a head (fc|sa|ca|sigmoid|backbone), score it, write metrics"),
+    "backbone": ("cprcoach.model.backbone", "train a backbone on the single classes; write checkpoint + features"),
+    "imagine": ("cprcoach.model.imagine", f"train a head ({'|'.join(METHODS)}), score it, write metrics"),
     "summary": ("cprcoach.model.summary", "one table of every method's scores from the metrics files"),
     "import-release": (
         "cprcoach.model.release",

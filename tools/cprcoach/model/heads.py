@@ -1,4 +1,5 @@
-"""ImagineNet's heads (as in the official release) and the sigmoid baseline.
+"""ImagineNet's heads (as in the official release) and the sigmoid baseline (cprcoach.model.registry
+names them).
 
 Every head takes k samples at once, (N, k, d) pooled features or (N, k, T', d) token sequences,
 and gives 14 logits. Training feeds imagined composites (k = 2 different errors, or 3) and real
@@ -30,20 +31,21 @@ import torch
 from torch import nn
 
 from cprcoach.errors import CprCoachError
+from cprcoach.model.registry import HEADS
 
-HEADS = ("fc", "sa", "ca", "sigmoid")
-TOKEN_HEADS = ("sa", "ca")
 ATTENTION_HEADS = 4
+MLP_DROPOUT = 0.5  # the release's
+ATTENTION_DROPOUT = 0.1  # a Transformer layer's usual
 
 
 class MLP(nn.Module):
     """The release's classifier: fc1 = Linear(d, d/4), Dropout(0.5), ReLU, fc2 = Linear(d/4, classes)."""
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.5):
+    def __init__(self, dim: int, num_classes: int):
         super().__init__()
         hidden = max(dim // 4, 1)
         self.fc1 = nn.Linear(dim, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(MLP_DROPOUT)
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,10 +98,10 @@ def load_release_fc(path: str | Path) -> FCHead:
 class SAHead(nn.Module):
     """(N, k, T', d) -> (N, C): self-attention over the joined sequences, mean-pooled, MLP."""
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.1):
+    def __init__(self, dim: int, num_classes: int):
         super().__init__()
         self.encoder = nn.TransformerEncoderLayer(
-            dim, ATTENTION_HEADS, dim_feedforward=2 * dim, dropout=dropout, batch_first=True
+            dim, ATTENTION_HEADS, dim_feedforward=2 * dim, dropout=ATTENTION_DROPOUT, batch_first=True
         )
         self.mlp = MLP(dim, num_classes)
 
@@ -112,15 +114,15 @@ class SAHead(nn.Module):
 class CAHead(nn.Module):
     """(N, k, T', d) -> (N, C): every sample's sequence queries the others', mean-pooled, MLP."""
 
-    def __init__(self, dim: int, num_classes: int, dropout: float = 0.1):
+    def __init__(self, dim: int, num_classes: int):
         super().__init__()
-        self.attention = nn.MultiheadAttention(dim, ATTENTION_HEADS, dropout=dropout, batch_first=True)
+        self.attention = nn.MultiheadAttention(dim, ATTENTION_HEADS, dropout=ATTENTION_DROPOUT, batch_first=True)
         self.norm1 = nn.LayerNorm(dim)
         self.feedforward = nn.Sequential(
-            nn.Linear(dim, 2 * dim), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(2 * dim, dim)
+            nn.Linear(dim, 2 * dim), nn.ReLU(inplace=True), nn.Dropout(ATTENTION_DROPOUT), nn.Linear(2 * dim, dim)
         )
         self.norm2 = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(ATTENTION_DROPOUT)
         self.mlp = MLP(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,22 +140,13 @@ class CAHead(nn.Module):
 
 
 def make_head(kind: str, dim: int, num_classes: int) -> nn.Module:
-    """A head by name (HEADS)."""
-    if kind in ("fc", "sigmoid"):
-        return FCHead(dim, num_classes)
-    if kind in TOKEN_HEADS and dim % ATTENTION_HEADS:
+    """A head by name (cprcoach.model.registry.HEADS) for `dim`-channel features."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r} (expected one of {', '.join(HEADS)})")
+    if HEADS[kind].tokens and dim % ATTENTION_HEADS:
         raise CprCoachError(
             f"the {kind} head splits the features over {ATTENTION_HEADS} attention heads; {dim} channels do not divide",
             fix=f"make the backbone's last width (model.skeleton.channels or model.video.channels) a multiple of "
             f"{ATTENTION_HEADS}",
         )
-    if kind == "sa":
-        return SAHead(dim, num_classes)
-    if kind == "ca":
-        return CAHead(dim, num_classes)
-    raise ValueError(f"unknown head {kind!r} (expected one of {', '.join(HEADS)})")
-
-
-def input_copies(kind: str) -> int:
-    """How many copies of a test video a head gets: 1 for the baseline trained on single samples, else 2."""
-    return 1 if kind == "sigmoid" else 2
+    return HEADS[kind].network(dim, num_classes)

@@ -1,7 +1,7 @@
 """`cprcoach model imagine`: ImagineNet, trained on composites imagined from single-class samples.
 
 The sampler, per epoch, for every unordered combination of different error classes (all
-C(13, 2) = 78 pairs; with --triples also the C(13, 3) = 286 triples) draws `draws` random
+C(13, 2) = 78 pairs; with model.imagine.triples also the C(13, 3) = 286 triples) draws `draws` random
 training samples of each class of the combination and labels them with the union of their
 labels (a 14-d multi-hot vector, index 0 = 0). Combinations are drawn afresh every epoch.
 The correct class E00 is never part of an imagined composite. Nothing else is respected: the
@@ -37,27 +37,23 @@ import torch
 from cprcoach.atomic import write_json_atomic
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
-from cprcoach.model.features import Features, load_features
-from cprcoach.model.heads import HEADS, TOKEN_HEADS, input_copies, load_release_fc, make_head
+from cprcoach.model.checkpoints import Features, load_features, save_head
+from cprcoach.model.heads import load_release_fc, make_head
 from cprcoach.model.metrics import score_report
 from cprcoach.model.plots import plot_class_ap
-from cprcoach.model.store import load_payload, load_weights, save_payload
-from cprcoach.model.train import Groups, HeadSettings, fit_head, predict_head, resolve_device
+from cprcoach.model.registry import BACKBONE_SOFTMAX, BASELINES, HEADS, METHODS
+from cprcoach.model.settings import HeadSettings, ModelSettings
+from cprcoach.model.train import Groups, fit_head, predict_head, resolve_device
+from cprcoach.settings import add_settings_argument
 
 log = logging.getLogger(__name__)
 
-HEAD_FORMAT = "cprcoach-head/2"  # /2: the official classes, the release's fc keys
 CORRECT_INDEX = 0
-DRAWS = 16
-METHODS = (*HEADS, "backbone")
 RELEASE_FC = "fc_release"  # the release's own ImagineNet-FC weights, scored as they are
 TITLES = {
-    "fc": "ImagineNet-FC",
+    **{name: head.title for name, head in HEADS.items()},
     RELEASE_FC: "ImagineNet-FC, release weights",
-    "sa": "ImagineNet-SA",
-    "ca": "ImagineNet-CA",
-    "sigmoid": "sigmoid baseline",
-    "backbone": "backbone softmax",
+    BACKBONE_SOFTMAX: "backbone softmax",
 }
 
 
@@ -68,8 +64,8 @@ class CompositeSampler:
         self,
         class_index: np.ndarray,
         num_classes: int,
-        orders: Sequence[int] = (2,),
-        draws: int = DRAWS,
+        orders: Sequence[int],
+        draws: int,
         singles: bool = True,
     ):
         self.class_index = np.asarray(class_index, dtype=np.int64)
@@ -123,20 +119,24 @@ class CompositeSampler:
         return np.eye(self.num_classes, dtype=np.float32)[classes]
 
 
+def head_inputs(kind: str, features: Features) -> np.ndarray:
+    """What a head reads of the features: the token sequences or the pooled features."""
+    return features.tokens if HEADS[kind].tokens else features.pooled
+
+
 def train_method(
     kind: str,
     features: Features,
     settings: HeadSettings,
+    seed: int,
     device: torch.device,
-    orders: Sequence[int] = (2,),
-    draws: int = DRAWS,
     release_checkpoint: str | Path | None = None,
 ) -> tuple[torch.nn.Module | None, np.ndarray, list[dict]]:
     """Train one method on the training singles; returns (head or None, scores (N, C) of every video, history).
 
     RELEASE_FC trains nothing: it scores the release's ImagineNet-FC checkpoint on the features.
     """
-    if kind == "backbone":
+    if kind == BACKBONE_SOFTMAX:
         logits = torch.from_numpy(features.logits)
         return None, torch.softmax(logits, dim=1).numpy(), []
     if kind == RELEASE_FC:
@@ -150,15 +150,15 @@ def train_method(
                 fix="score it on the release's own features (`cprcoach model import-release`)",
             )
         head.to(device)
-        return head, predict_head(head, torch.from_numpy(features.pooled).to(device), input_copies("fc")), []
+        return head, predict_head(head, torch.from_numpy(features.pooled).to(device), HEADS["fc"].copies), []
     train = np.flatnonzero((features.split == "train") & features.is_single)
     if len(train) == 0:
         raise CprCoachError("the features hold no training videos (split train, single class)", fix="check the sheet")
-    inputs = torch.from_numpy(features.tokens if kind in TOKEN_HEADS else features.pooled).to(device)
+    inputs = torch.from_numpy(head_inputs(kind, features)).to(device)
     class_index = features.multi_hot[train].argmax(axis=1)
     num_classes = features.multi_hot.shape[1]
-    sampler = CompositeSampler(class_index, num_classes, orders, draws)
-    if kind == "sigmoid":
+    sampler = CompositeSampler(class_index, num_classes, settings.orders, settings.draws)
+    if not HEADS[kind].imagined:
         # As many examples per epoch (so as many gradient steps) as ImagineNet gets: the singles
         # repeated, so the baseline is not simply trained less.
         repeat = max(1, round(sampler.epoch_size / len(train)))
@@ -173,10 +173,10 @@ def train_method(
         def draw(rng: np.random.Generator) -> Groups:
             return [(train[members], targets) for members, targets in sampler.epoch(rng)]
 
-    torch.manual_seed(settings.seed)
+    torch.manual_seed(seed)
     head = make_head(kind, inputs.shape[-1], num_classes)
-    history = fit_head(head, inputs, draw, settings)
-    return head, predict_head(head, inputs, input_copies(kind)), history
+    history = fit_head(head, inputs, draw, settings, seed)
+    return head, predict_head(head, inputs, HEADS[kind].copies), history
 
 
 def summary_figures(report: dict[str, Any]) -> dict[str, float | None]:
@@ -196,40 +196,15 @@ def summary_figures(report: dict[str, Any]) -> dict[str, float | None]:
     return figures
 
 
-def save_head(path: str | Path, kind: str, head: torch.nn.Module, features: Features, dim: int) -> None:
-    state = {key: value.cpu() for key, value in head.state_dict().items()}
-    payload = {
-        "format": HEAD_FORMAT,
-        "kind": kind,
-        "dim": dim,
-        "num_classes": features.multi_hot.shape[1],
-        "copies": input_copies(kind),
-        "classes": list(features.meta["classes"]),
-        "backbone_checkpoint": features.meta.get("checkpoint"),
-        "state_dict": state,
-    }
-    save_payload(path, payload)
-
-
-def load_head(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A trained head (eval mode) and its checkpoint's fields."""
-    fix = "pass a head written by `cprcoach model imagine --checkpoint`"
-    payload = load_payload(path, HEAD_FORMAT, fix, device)
-    head = make_head(payload["kind"], payload["dim"], payload["num_classes"])
-    load_weights(head, payload["state_dict"], path, fix)
-    return head.to(device).eval(), payload
-
-
 def run_imagine(
     features_path: str | Path,
     kind: str,
     metrics_path: str | Path,
     plot_path: str | Path,
     settings: HeadSettings,
+    seed: int,
     device: torch.device,
     checkpoint: str | Path | None = None,
-    orders: Sequence[int] = (2,),
-    draws: int = DRAWS,
     baselines: bool = True,
     release_checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -248,11 +223,12 @@ def run_imagine(
     heldout = (features.split == "test") & features.is_single
     if not composite.any():
         log.warning("the features hold no composite videos: no mAP can be computed")
-    methods = [kind] + ([m for m in ("sigmoid", "backbone") if m != kind] if baselines and kind != "backbone" else [])
+    extra = [m for m in BASELINES if m != kind] if baselines and kind != BACKBONE_SOFTMAX else []
+    methods = [kind, *extra]
     reports, timings = {}, {}
     for method in methods:
         started = time.perf_counter()
-        head, scores, history = train_method(method, features, settings, device, orders, draws, release_checkpoint)
+        head, scores, history = train_method(method, features, settings, seed, device, release_checkpoint)
         timings[method] = round(time.perf_counter() - started, 2)
         reports[method] = score_report(
             scores, features.multi_hot, features.view, features.recording, composite, heldout, codes
@@ -271,8 +247,8 @@ def run_imagine(
                 first, last = history[0]["loss"], history[-1]["loss"]
                 log.info("%s: loss %.4f -> %.4f over %d epochs", method, first, last, len(history))
             if checkpoint is not None:
-                inputs = features.tokens if kind in TOKEN_HEADS else features.pooled
-                save_head(checkpoint, "fc" if kind == RELEASE_FC else kind, head, features, inputs.shape[-1])
+                saved = "fc" if kind == RELEASE_FC else kind
+                save_head(checkpoint, saved, head, features, head_inputs(saved, features).shape[-1])
     train = (features.split == "train") & features.is_single
     metrics = {
         "modality": features.meta.get("modality"),
@@ -281,16 +257,16 @@ def run_imagine(
         "features_source": features.meta.get("source", "cprcoach model backbone"),
         "release_checkpoint": str(release_checkpoint) if release_checkpoint is not None else None,
         "backbone_checkpoint": features.meta.get("checkpoint"),
-        "seed": settings.seed,
-        "epochs": {"backbone": features.meta.get("epochs"), RELEASE_FC: None}.get(kind, settings.epochs),
+        "seed": seed,
+        "epochs": {BACKBONE_SOFTMAX: features.meta.get("epochs"), RELEASE_FC: None}.get(kind, settings.epochs),
         "settings": asdict(settings) if kind != RELEASE_FC else None,
         "imagination": None
-        if kind in ("backbone", RELEASE_FC)
+        if kind in (BACKBONE_SOFTMAX, RELEASE_FC)
         else {
-            "orders": list(orders),
-            "draws_per_combination": draws,
+            "orders": list(settings.orders),
+            "draws_per_combination": settings.draws,
             "singles_as_pairs": True,
-            "test_copies": input_copies(kind),
+            "test_copies": HEADS[kind].copies,
         },
         "n_train_videos": int(train.sum()),
         "n_composite_videos": int(composite.sum()),
@@ -315,26 +291,18 @@ def run_imagine(
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="cprcoach model imagine", description=__doc__)
-    defaults = HeadSettings()
     parser.add_argument("--features", type=Path, required=True, help="features of `cprcoach model backbone` (.npz)")
-    parser.add_argument("--head", choices=METHODS, default="fc", help="the method to train and score")
+    parser.add_argument("--head", choices=METHODS, required=True, help="the method to train and score")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     parser.add_argument("--plot", type=Path, required=True, help="per-class AP bar plot to write (.png)")
     parser.add_argument("--checkpoint", type=Path, help="trained head to write (.pt), for `cprcoach model assess`")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--step", type=int, default=defaults.step, help="epochs before the learning rate drops 10x")
-    parser.add_argument("--draws", type=int, default=DRAWS, help="imagined samples per class combination per epoch")
-    parser.add_argument("--triples", action="store_true", help="imagine three-error composites too")
     parser.add_argument("--no-baselines", action="store_true", help="score only --head")
     parser.add_argument(
         "--release-checkpoint",
         type=Path,
         help="with --head fc: score the release's ImagineNet-FC weights (ST-GCN_pre-trained.pth) instead of training",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", default="auto", help="auto (cuda if present), cpu, cuda ...")
+    add_settings_argument(parser, "model")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -345,19 +313,18 @@ def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.head == "backbone" and args.checkpoint is not None:
+    if args.head == BACKBONE_SOFTMAX and args.checkpoint is not None:
         raise CprCoachError("the backbone's own scores have no head to save", fix="leave out --checkpoint")
-    settings = HeadSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, step=args.step, seed=args.seed)
+    settings = ModelSettings.from_config(args.settings)
     run_imagine(
         args.features,
         args.head,
         args.metrics,
         args.plot,
-        settings,
-        resolve_device(args.device),
+        settings.imagine,
+        settings.seed,
+        resolve_device(settings.device),
         checkpoint=args.checkpoint,
-        orders=(2, 3) if args.triples else (2,),
-        draws=args.draws,
         baselines=not args.no_baselines,
         release_checkpoint=args.release_checkpoint,
     )

@@ -8,7 +8,7 @@ The release's features are Python pickles, one list item per video:
 A feature is one pooled vector (d,) (ST-GCN: 1024 floats), or a token sequence (T, d) for the
 attention variants.
 
-`cprcoach model import-release` turns them into our features file (cprcoach.model.features), so
+`cprcoach model import-release` turns them into our features file (cprcoach.model.checkpoints), so
 `cprcoach model imagine` trains and scores every head and both baselines on the release's own
 features: the pooled feature is the vector, or the sequence's mean; the tokens are the sequence, or
 the vector as a sequence of one. The release ships no backbone scores, so the backbone baseline's
@@ -44,7 +44,7 @@ from cprcoach.atomic import atomic_path
 from cprcoach.classes import load_classes
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
-from cprcoach.model.features import Features, load_features, save_features
+from cprcoach.model.checkpoints import Features, load_features, save_features
 from cprcoach.model.metrics import error_counts
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,12 @@ import cv2
 import numpy as np
 
 import cprcoach
-from cprcoach.config import section_settings
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.pose.format import PoseTrack, keypoint_box, write_pose
 from cprcoach.pose.gaps import fill_gaps, smooth_found
+from cprcoach.settings import ConfigSection, add_settings_argument, as_section
+from cprcoach.video.frames import check_clip
 from cprcoach.video.probe import VideoInfo, probe_video, read_probe
 
 log = logging.getLogger(__name__)
@@ -40,9 +43,45 @@ MEDIAPIPE_BOX_SCORE = 0.5
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any], dict[str, str]]
 
 
-def pose_settings(config_pose: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `pose:` section with the schema's defaults filled in, checked against the schema."""
-    return section_settings("pose", config_pose)
+@dataclass(frozen=True)
+class GroundtruthSettings:
+    """The synthetic ground truth, degraded like a detector's output (config ``pose.groundtruth``)."""
+
+    noise_px: float
+    miss_rate: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class MediapipeSettings:
+    min_detection_confidence: float
+    min_tracking_confidence: float
+
+
+@dataclass(frozen=True)
+class AlphaPoseSettings:
+    """Paths to a user's AlphaPose checkout and weights, or to results made separately."""
+
+    repo: str | None
+    config: str | None
+    checkpoint: str | None
+    detector: str
+    results_dir: str | None
+
+
+@dataclass(frozen=True)
+class PoseSettings(ConfigSection):
+    """The pose stage's settings (config ``pose``; ``clip`` is the workflow's)."""
+
+    SECTION = "pose"
+
+    backend: str
+    threads: int
+    max_gap: int
+    smoothing: int
+    groundtruth: GroundtruthSettings
+    mediapipe: MediapipeSettings
+    alphapose: AlphaPoseSettings
 
 
 def _versions(**extra: str) -> dict[str, str]:
@@ -50,7 +89,7 @@ def _versions(**extra: str) -> dict[str, str]:
 
 
 def _groundtruth(
-    settings: dict[str, Any], probe: dict[str, Any], info: VideoInfo, sidecar: str | Path | None
+    settings: PoseSettings, probe: dict[str, Any], info: VideoInfo, sidecar: str | Path | None
 ) -> Estimate:
     from cprcoach.pose.groundtruth import groundtruth_pose, read_sidecar, sidecar_path
 
@@ -63,22 +102,15 @@ def _groundtruth(
             path=sidecar,
             fix="pass the sidecar of this recording (--sidecar), or re-render it with `cprcoach synth --force`",
         )
-    options = settings["groundtruth"]
-    keypoints, box, found = groundtruth_pose(
-        truth,
-        info.frames,
-        info.fps,
-        noise_px=options["noise_px"],
-        miss_rate=options["miss_rate"],
-        seed=options["seed"],
-    )
+    options = as_section(settings.groundtruth)
+    keypoints, box, found = groundtruth_pose(truth, info.frames, info.fps, **options)
     return keypoints, box, found, {**options, "sidecar": str(sidecar)}, _versions()
 
 
-def _mediapipe(settings: dict[str, Any], probe: dict[str, Any], clip: Path, scale: np.ndarray) -> Estimate:
+def _mediapipe(settings: PoseSettings, probe: dict[str, Any], clip: Path, scale: np.ndarray) -> Estimate:
     from cprcoach.pose.mediapipe_backend import MODEL_COMPLEXITY, mediapipe_pose
 
-    options = settings["mediapipe"]
+    options = as_section(settings.mediapipe)
     keypoints, found, version = mediapipe_pose(clip, **options)
     keypoints[..., :2] *= scale
     size = (probe["source"]["width"], probe["source"]["height"])
@@ -90,7 +122,7 @@ def _mediapipe(settings: dict[str, Any], probe: dict[str, Any], clip: Path, scal
 
 
 def _alphapose(
-    settings: dict[str, Any],
+    settings: PoseSettings,
     probe: dict[str, Any],
     clip: Path,
     info: VideoInfo,
@@ -100,7 +132,7 @@ def _alphapose(
     from cprcoach.pose.alphapose_backend import alphapose_api_people, check_settings, read_results, results_path
     from cprcoach.pose.rescuer import Person, choose_rescuer, link_tracks, track_arrays
 
-    options = settings["alphapose"]
+    options = as_section(settings.alphapose)
     size = (probe["source"]["width"], probe["source"]["height"])
     if results is None and options.get("results_dir"):
         results = results_path(check_settings(options)["results_dir"], clip)
@@ -111,7 +143,7 @@ def _alphapose(
         import torch
 
         paths = check_settings(options)
-        torch.set_num_threads(settings["threads"])
+        torch.set_num_threads(settings.threads)
         people, version = alphapose_api_people(clip, paths, options["detector"])
         factor = np.array([*scale, 1.0], dtype=np.float32)
         people = [
@@ -120,7 +152,7 @@ def _alphapose(
         ]
         params = {key: str(value) for key, value in paths.items()} | {"detector": options["detector"]}
         versions = _versions(alphapose=version, torch=torch.__version__)
-    tracks = link_tracks(people, max_lost=max(settings["max_gap"], round(info.fps)))
+    tracks = link_tracks(people, max_lost=max(settings.max_gap, round(info.fps)))
     choice = choose_rescuer(tracks, len(people), info.fps)
     keypoints, box, found = track_arrays(choice.track, len(people))
     params["rescuer"] = {
@@ -135,24 +167,26 @@ def estimate_pose(
     clip: str | Path,
     probe_json: str | Path,
     out: str | Path,
-    config_pose: dict[str, Any] | None = None,
+    settings: PoseSettings | Mapping[str, Any] | None = None,
     sidecar: str | Path | None = None,
     alphapose_results: str | Path | None = None,
 ) -> PoseTrack:
     """Estimate, clean and write the rescuer's skeleton of one pose clip; returns what was written.
 
-    `config_pose` is config.yaml's `pose:` section (defaults filled in here). `sidecar` is the
+    `settings` is the stage's settings, or config.yaml's `pose:` section to build them from. `sidecar` is the
     synthetic ground truth (groundtruth backend; default: the one beside the probed raw video);
     `alphapose_results` an alphapose-results.json to read instead of pose.alphapose.results_dir.
     A clip where nobody is found is written too (found all False, scores 0) with a warning.
     """
-    settings = pose_settings(config_pose)
+    if not isinstance(settings, PoseSettings):
+        settings = PoseSettings.from_config(settings)
     clip = Path(clip)
     probe = read_probe(probe_json)
     info = probe_video(clip)
+    check_clip(clip)
     scale = np.array([probe["source"]["width"] / info.width, probe["source"]["height"] / info.height], dtype=np.float32)
-    cv2.setNumThreads(settings["threads"])
-    backend = settings["backend"]
+    cv2.setNumThreads(settings.threads)
+    backend = settings.backend
     if backend == "groundtruth":
         keypoints, box, found, params, versions = _groundtruth(settings, probe, info, sidecar)
     elif backend == "mediapipe":
@@ -160,16 +194,16 @@ def estimate_pose(
     else:
         keypoints, box, found, params, versions = _alphapose(settings, probe, clip, info, scale, alphapose_results)
     keypoints[..., 2] = np.clip(keypoints[..., 2], 0.0, 1.0)
-    keypoints[..., :2] = smooth_found(keypoints[..., :2], found, settings["smoothing"])
-    box = smooth_found(box, found, settings["smoothing"])
-    keypoints, box, interpolated = fill_gaps(keypoints, box, found, settings["max_gap"])
+    keypoints[..., :2] = smooth_found(keypoints[..., :2], found, settings.smoothing)
+    box = smooth_found(box, found, settings.smoothing)
+    keypoints, box, interpolated = fill_gaps(keypoints, box, found, settings.max_gap)
     if not found.any():
         log.warning("%s: nobody detected in any of its %d frames; written with every score 0", clip, len(found))
     meta = {
         "backend": backend,
         "params": params,
-        "max_gap": settings["max_gap"],
-        "smoothing": settings["smoothing"],
+        "max_gap": settings.max_gap,
+        "smoothing": settings.smoothing,
         "clip": {"path": str(clip), "width": info.width, "height": info.height, "frames": len(found)},
         "source": {
             "path": probe["source"].get("path"),
@@ -203,58 +237,17 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--probe", type=Path, nargs="+", required=True, help="each clip's probe JSON of the resize stage"
     )
     parser.add_argument("--out", type=Path, nargs="+", required=True, help="one .npz to write per clip")
-    parser.add_argument("--backend", choices=["groundtruth", "mediapipe", "alphapose"], help="pose.backend")
     parser.add_argument(
         "--sidecar",
         type=Path,
         nargs="+",
         help="each clip's ground-truth sidecar (default: beside the probed raw video)",
     )
-    parser.add_argument("--noise-px", type=float, help="pose.groundtruth.noise_px")
-    parser.add_argument("--miss-rate", type=float, help="pose.groundtruth.miss_rate")
-    parser.add_argument("--seed", type=int, help="pose.groundtruth.seed")
-    parser.add_argument("--max-gap", type=int, help="pose.max_gap")
-    parser.add_argument("--smoothing", type=int, help="pose.smoothing (odd)")
-    parser.add_argument("--threads", type=int, help="pose.threads")
-    parser.add_argument("--min-detection-confidence", type=float, help="pose.mediapipe.min_detection_confidence")
-    parser.add_argument("--min-tracking-confidence", type=float, help="pose.mediapipe.min_tracking_confidence")
-    parser.add_argument("--alphapose-repo", help="pose.alphapose.repo")
-    parser.add_argument("--alphapose-config", help="pose.alphapose.config")
-    parser.add_argument("--alphapose-checkpoint", help="pose.alphapose.checkpoint")
-    parser.add_argument("--alphapose-detector", help="pose.alphapose.detector")
-    parser.add_argument("--alphapose-results-dir", help="pose.alphapose.results_dir")
     parser.add_argument("--alphapose-results", type=Path, nargs="+", help="each clip's alphapose-results.json")
+    add_settings_argument(parser, "pose")
+    parser.add_argument("--threads", type=int, required=True, help="the job's threads (in place of pose.threads)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
-
-
-def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The `pose:` overrides given on the command line (unset flags keep the schema defaults)."""
-    keys = {
-        "backend": ("backend",),
-        "noise_px": ("groundtruth", "noise_px"),
-        "miss_rate": ("groundtruth", "miss_rate"),
-        "seed": ("groundtruth", "seed"),
-        "max_gap": ("max_gap",),
-        "smoothing": ("smoothing",),
-        "threads": ("threads",),
-        "min_detection_confidence": ("mediapipe", "min_detection_confidence"),
-        "min_tracking_confidence": ("mediapipe", "min_tracking_confidence"),
-        "alphapose_repo": ("alphapose", "repo"),
-        "alphapose_config": ("alphapose", "config"),
-        "alphapose_checkpoint": ("alphapose", "checkpoint"),
-        "alphapose_detector": ("alphapose", "detector"),
-        "alphapose_results_dir": ("alphapose", "results_dir"),
-    }
-    settings: dict[str, Any] = {}
-    for name, path in keys.items():
-        value = getattr(args, name)
-        if value is not None:
-            section = settings
-            for key in path[:-1]:
-                section = section.setdefault(key, {})
-            section[path[-1]] = value
-    return settings
 
 
 @cli_errors
@@ -270,7 +263,7 @@ def run(args: argparse.Namespace) -> None:
     wrong = [f"{len(paths)} {name} paths" for name, paths in lists.items() if paths is not None and len(paths) != count]
     if wrong:
         raise CprCoachError(f"{count} clips but {', '.join(wrong)}", fix="pass one of each per clip")
-    settings = settings_from_args(args)
+    settings = PoseSettings.from_config({**args.settings, "threads": args.threads})
     for i, clip in enumerate(args.clips):
         estimate_pose(
             clip,

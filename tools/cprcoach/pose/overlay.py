@@ -12,19 +12,15 @@ import argparse
 import logging
 from pathlib import Path
 
-import av
 import cv2
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cprcoach.atomic import atomic_path  # noqa: E402
-from cprcoach.errors import VideoError, cli_errors  # noqa: E402
-from cprcoach.logs import setup_logging  # noqa: E402
-from cprcoach.pose.format import PoseTrack, read_pose  # noqa: E402
-from cprcoach.skeleton import HALPE26, HALPE26_EDGES  # noqa: E402
+from cprcoach.errors import VideoError, cli_errors
+from cprcoach.figures import plt, save_png
+from cprcoach.logs import setup_logging
+from cprcoach.pose.format import PoseTrack, read_pose
+from cprcoach.skeleton import HALPE26, HALPE26_EDGES
+from cprcoach.video.frames import iter_frames
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +67,13 @@ def overlay(clip: str | Path, pose: str | Path, out: str | Path, count: int = 4)
     track = read_pose(pose)
     wanted = sample_frames(track.frames, count)
     panels: dict[int, np.ndarray] = {}
-    with av.open(str(clip)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index in wanted:
-                rgb = frame.to_ndarray(format="rgb24")
-                source = track.meta["source"]
-                scale = np.array([rgb.shape[1] / source["width"], rgb.shape[0] / source["height"]], dtype=np.float32)
-                panels[index] = draw_skeleton(rgb, track, index, scale)
-            if index >= wanted[-1]:
-                break
+    for index, rgb in enumerate(iter_frames(clip)):
+        if index in wanted:
+            source = track.meta["source"]
+            scale = np.array([rgb.shape[1] / source["width"], rgb.shape[0] / source["height"]], dtype=np.float32)
+            panels[index] = draw_skeleton(rgb, track, index, scale)
+        if index >= wanted[-1]:
+            break
     if not panels:
         raise VideoError("clip has no frames", path=clip, fix="delete it and rerun the resize stage")
     columns = min(len(panels), 4)
@@ -95,10 +89,7 @@ def overlay(clip: str | Path, pose: str | Path, out: str | Path, count: int = 4)
         axis.imshow(image)
         axis.set_title(f"frame {index} · {state}", fontsize=8)
     figure.suptitle(f"{Path(pose).name} · {track.meta.get('backend')}", fontsize=9)
-    figure.tight_layout()
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_png(figure, out)
     return list(panels)
 
 

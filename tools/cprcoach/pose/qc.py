@@ -17,19 +17,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cprcoach.atomic import atomic_path  # noqa: E402
-from cprcoach.errors import cli_errors  # noqa: E402
-from cprcoach.logs import setup_logging  # noqa: E402
-from cprcoach.pose.format import PoseTrack, read_pose  # noqa: E402
-from cprcoach.pose.groundtruth import frame_map, person_size, read_sidecar, sidecar_path  # noqa: E402
-from cprcoach.skeleton import HALPE26  # noqa: E402
+from cprcoach.atomic import atomic_path
+from cprcoach.errors import cli_errors
+from cprcoach.figures import plt, save_png
+from cprcoach.logs import setup_logging
+from cprcoach.pose.format import PoseTrack, read_pose
+from cprcoach.pose.groundtruth import frame_map, person_size, read_sidecar, sidecar_path
+from cprcoach.skeleton import HALPE26
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +117,7 @@ def plot_pck(pooled: PCK | None, videos: int, flagged: int, out: str | Path, thr
         axis.legend(loc="lower right", fontsize=8)
     note = f", {flagged} with nobody found" if flagged else ""
     axis.set_title(f"Pose vs synthetic ground truth: {videos} videos{note}", fontsize=9)
-    figure.tight_layout()
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_png(figure, out)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -18,7 +18,8 @@ import pandas as pd
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.samples import read_sheet
-from cprcoach.shards.store import FLOW_ZSTD_LEVEL, INPUT_FILES, JPEG_QUALITY, build_shard
+from cprcoach.settings import add_settings_argument
+from cprcoach.shards.store import INPUT_FILES, ShardSettings, build_shard
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--pose", nargs="+", required=True, help="pose files (.npz), in sheet order")
     parser.add_argument("--probe", nargs="+", required=True, help="probe JSONs of the resize stage, in sheet order")
     parser.add_argument("--out", type=Path, required=True, help="shard to write ({participant}_{view}.h5)")
-    parser.add_argument("--jpeg-quality", type=int, default=JPEG_QUALITY, help="of the stored RGB frames")
-    parser.add_argument("--flow-level", type=int, default=FLOW_ZSTD_LEVEL, help="Zstd level of the flow")
+    add_settings_argument(parser, "shards")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -66,4 +66,4 @@ def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     files = {kind: getattr(args, kind) for kind in INPUT_FILES}
     videos = shard_videos(read_sheet(args.samples), args.participant, args.view, files)
-    build_shard(videos, args.out, jpeg_quality=args.jpeg_quality, flow_level=args.flow_level)
+    build_shard(videos, args.out, ShardSettings.from_config(args.settings))

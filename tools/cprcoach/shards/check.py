@@ -3,7 +3,10 @@
 Per video: the datasets and attributes are present, the frame counts agree (RGB T, flow T-1,
 keypoints T) between the arrays, the attributes, the index and the probe, flow and pose files
 that are still on disk; the first and last JPEG decode to the recorded size; the raw file has
-the recorded size and, with --checksums, the recorded sha256. Every problem is listed at once.
+the recorded size. With --checksums every stored byte is read against its checksum (HDF5's
+Fletcher-32 per chunk, a CRC-32 per JPEG), as the workflow's shard_check does before any model
+trains; with --source-checksums the raw videos still on disk are hashed again against the recorded
+sha256 (that reads the whole raw dataset). Every problem is listed at once.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from cprcoach.shards.store import (
     DATASETS,
     FORMAT,
     REQUIRED_ATTRS,
+    DamagedShardError,
     decode_jpegs,
     group_attrs,
     open_shard,
     plain,
     sha256_file,
+    verify_video,
 )
 from cprcoach.skeleton import HALPE26
 from cprcoach.video.probe import listed_clip, read_probe
@@ -47,7 +52,8 @@ SAME_AS_INDEX = ("label", "multi_hot", "label_index", "frames", "flow_frames", "
 class CheckResult:
     shard: str
     videos: int = 0
-    checksums: int = 0
+    checksums: int = 0  # videos whose stored bytes verified
+    source_checksums: int = 0  # raw videos hashed again
     problems: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -100,7 +106,9 @@ def _sidecars(attrs: dict, frames: int, result: CheckResult) -> list[str]:
     return problems
 
 
-def _check_video(group: h5py.Group, row: pd.Series | None, checksums: bool, result: CheckResult) -> list[str]:
+def _check_video(
+    group: h5py.Group, row: pd.Series | None, checksums: bool, source_checksums: bool, result: CheckResult
+) -> list[str]:
     missing_sets = [name for name in DATASETS if name not in group]
     if missing_sets:
         return [f"no dataset {', '.join(missing_sets)}"]
@@ -134,14 +142,22 @@ def _check_video(group: h5py.Group, row: pd.Series | None, checksums: bool, resu
         result.skipped.append(f"{attrs['video_id']}: raw video {source} is gone")
     elif source.stat().st_size != attrs["source_size"]:
         problems.append(f"the raw video is {source.stat().st_size} bytes, the shard recorded {attrs['source_size']}")
-    elif checksums:
-        result.checksums += 1
+    elif source_checksums:
+        result.source_checksums += 1
         if sha256_file(source) != attrs["source_sha256"]:
             problems.append(f"the raw video's sha256 differs from the recorded {attrs['source_sha256']}")
+    if checksums:
+        try:
+            verify_video(group)
+            result.checksums += 1
+        except DamagedShardError as error:
+            problems.append(error.message)
     return problems
 
 
-def check_shard(path: str | Path, index: pd.DataFrame, checksums: bool = False) -> CheckResult:
+def check_shard(
+    path: str | Path, index: pd.DataFrame, checksums: bool = False, source_checksums: bool = False
+) -> CheckResult:
     """Everything wrong with one shard (an empty `problems` list: it is sound)."""
     result = CheckResult(str(path))
     rows = index[[same_file(s, path) for s in index["shard"]]].set_index("video_id", drop=False)
@@ -165,7 +181,9 @@ def check_shard(path: str | Path, index: pd.DataFrame, checksums: bool = False) 
             result.problems.append("in the shard, not in the index: " + ", ".join(extra))
         for name in groups:
             row = rows.loc[name] if name in rows.index else None
-            result.problems += [f"{name}: {p}" for p in _check_video(shard[name], row, checksums, result)]
+            result.problems += [
+                f"{name}: {p}" for p in _check_video(shard[name], row, checksums, source_checksums, result)
+            ]
     return result
 
 
@@ -173,7 +191,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="cprcoach shards check", description=__doc__)
     parser.add_argument("shards", nargs="+", type=Path, help="shard files (.h5)")
     parser.add_argument("--index", type=Path, required=True, help="the index (TSV) of `cprcoach shards index`")
-    parser.add_argument("--checksums", action="store_true", help="recompute the sha256 of raw videos still on disk")
+    parser.add_argument("--checksums", action="store_true", help="read every stored byte against its checksum")
+    parser.add_argument(
+        "--source-checksums", action="store_true", help="hash the raw videos still on disk against the recorded sha256"
+    )
     parser.add_argument("--out", type=Path, help="JSON report to write when every shard is sound")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -183,7 +204,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
     index = read_index(args.index)
-    results = [check_shard(path, index, args.checksums) for path in args.shards]
+    results = [check_shard(path, index, args.checksums, args.source_checksums) for path in args.shards]
     for result in results:
         for note in result.skipped:
             log.info("%s: not checked: %s", result.shard, note)

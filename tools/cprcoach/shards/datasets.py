@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from cprcoach.errors import CprCoachError
 from cprcoach.flow.quantize import dequantize
 from cprcoach.shards.index import read_index
-from cprcoach.shards.store import open_shard, read_rgb, take
+from cprcoach.shards.store import open_shard, read_array, read_rgb, take
 from cprcoach.skeleton import JOINT
 
 TARGETS = ("index", "multi_hot")
@@ -144,7 +144,7 @@ class SkeletonDataset(ShardDataset):
         return (start + np.arange(self.clip_len)) % total
 
     def load(self, group: h5py.Group, record: dict[str, Any]) -> torch.Tensor:
-        keypoints = group["keypoints"][:]
+        keypoints = read_array(group, "keypoints")
         keypoints = keypoints[self.indices(len(keypoints))]
         keypoints[..., :2] = self._normalized(keypoints, record)
         return torch.from_numpy(np.ascontiguousarray(keypoints.transpose(2, 0, 1)))

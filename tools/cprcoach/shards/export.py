@@ -35,7 +35,7 @@ from cprcoach.errors import cli_errors
 from cprcoach.flow.quantize import quantize
 from cprcoach.logs import setup_logging
 from cprcoach.shards.index import read_index
-from cprcoach.shards.store import open_shard, video_group
+from cprcoach.shards.store import open_shard, read_array, read_jpegs, video_group
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def skeleton_annotations(index: pd.DataFrame) -> dict[str, Any]:
     annotations = {}
     for shard, rows in _by_shard(index):
         for row in rows.itertuples(index=False):
-            keypoints = video_group(shard, row.group)["keypoints"][:]
+            keypoints = read_array(video_group(shard, row.group), "keypoints")
             shape = (int(row.source_height), int(row.source_width))
             annotations[row.video_id] = {
                 "frame_dir": row.video_id,
@@ -89,12 +89,12 @@ def _write_video_frames(group, out_dir: Path, flow_quality: int) -> None:
     tmp = partial_path(out_dir)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for i, blob in enumerate(group["rgb"], start=1):
+    for i, blob in enumerate(read_jpegs(group, np.arange(len(group["rgb"]))), start=1):
         (tmp / f"img_{i:05d}.jpg").write_bytes(blob.tobytes())
     bound = float(group.attrs["flow_bound"])
     encode = [cv2.IMWRITE_JPEG_QUALITY, flow_quality]
     for axis in ("x", "y"):
-        for i, image in enumerate(_flow_images(group[f"flow_{axis}"][:], bound), start=1):
+        for i, image in enumerate(_flow_images(read_array(group, f"flow_{axis}"), bound), start=1):
             (tmp / f"flow_{axis}_{i:05d}.jpg").write_bytes(cv2.imencode(".jpg", image, encode)[1].tobytes())
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

@@ -9,6 +9,11 @@ video, named by its video_id, in sample-sheet order:
   keypoints            (T,26,3) float32     Halpe-26 x, y in raw-video pixels, score
   box                  (T,4) float32        the rescuer's box, raw-video pixels
   found, interpolated  (T,) bool
+  rgb_crc32            (T,) uint32          the CRC-32 of each JPEG (HDF5 filters cannot checksum
+                                            variable-length data)
+Every dataset but rgb carries HDF5's Fletcher-32 filter, which checks each chunk as it is read;
+read_rgb checks each JPEG against its CRC-32. A chunk or a frame that does not verify is a
+DamagedShardError naming the shard, the video and the dataset (verify_video reads them all).
 Group attributes: the sample-sheet fields, label_index, frame counts and sizes, the raw source
 (path, bytes, sha256, frame size, fps) and the preprocessing parameters (the probe, flow and pose
 metadata as JSON, with their versions).
@@ -26,7 +31,9 @@ import json
 import logging
 import platform
 import time
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,18 +50,17 @@ from cprcoach.flow.format import read_flow
 from cprcoach.paths import same_file
 from cprcoach.pose.format import read_pose
 from cprcoach.samples import COLUMNS as SHEET_COLUMNS
+from cprcoach.settings import ConfigSection
 from cprcoach.video.frames import read_frames
 from cprcoach.video.probe import listed_clip, read_probe
 
 log = logging.getLogger(__name__)
 
-FORMAT = "cprcoach-shard/2"  # /2: the labels are the official classes
-JPEG_QUALITY = 90
-FLOW_ZSTD_LEVEL = 6
+FORMAT = "cprcoach-shard/3"  # /3: every dataset checksummed (Fletcher-32, and a CRC-32 per JPEG)
 # The sample sheet's fields a video's group keeps as attributes (its path is source_path).
 SHEET_FIELDS = tuple(column for column in SHEET_COLUMNS if column not in ("path", "file_label"))
 INPUT_FILES = ("rgb", "flow", "pose", "probe")
-DATASETS = ("rgb", "flow_x", "flow_y", "keypoints", "box", "found", "interpolated")
+DATASETS = ("rgb", "rgb_crc32", "flow_x", "flow_y", "keypoints", "box", "found", "interpolated")
 # The group attributes the index copies, with their types: the index's columns come from here.
 INDEX_ATTRS: dict[str, type] = {
     "participant": str,
@@ -102,6 +108,8 @@ REQUIRED_ATTRS = (
     "pose_meta",
 )
 REBUILD = "rerun `cprcoach shards build` for this participant and view"
+# The datasets HDF5 checksums itself (Fletcher-32 per chunk); rgb is checked by rgb_crc32.
+CHECKSUMMED = tuple(name for name in DATASETS if name != "rgb")
 
 
 def open_shard(path: str | Path) -> h5py.File:
@@ -135,15 +143,42 @@ def group_attrs(group: h5py.Group) -> dict[str, Any]:
     return {key: plain(value) for key, value in group.attrs.items()}
 
 
+class DamagedShardError(CprCoachError):
+    """Bytes of a shard that do not verify against their checksum: a disk or a copy damaged it."""
+
+
+REBUILD_DAMAGED = "delete the shard and rerun snakemake, which rebuilds it from the per-video files"
+
+
+def _damaged(dataset: h5py.Dataset, what: str) -> DamagedShardError:
+    video, name = dataset.name.strip("/").split("/", 1)
+    return DamagedShardError(
+        f"video {video}, dataset {name}: {what}; the shard is damaged", path=dataset.file.filename, fix=REBUILD_DAMAGED
+    )
+
+
+def _read(dataset: h5py.Dataset, selection: Any = ()) -> np.ndarray:
+    """dataset[selection], with a chunk that fails its Fletcher-32 check named as damage."""
+    try:
+        return dataset[selection]
+    except OSError as error:
+        raise _damaged(dataset, f"a chunk does not verify against its checksum ({error})") from None
+
+
+def read_array(group: h5py.Group, name: str) -> np.ndarray:
+    """One whole dataset of a video, checked."""
+    return _read(group[name])
+
+
 def take(dataset: h5py.Dataset, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-    """dataset[indices] for any indices, repeats and disorder included.
+    """dataset[indices] for any indices, repeats and disorder included, checked.
 
     Runs of consecutive indices are read as slices: h5py's list indexing is some 30x slower
     on chunked, compressed data (measured on flow stacks).
     """
     unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
     breaks = np.flatnonzero(np.diff(unique) != 1) + 1
-    runs = [dataset[int(run[0]) : int(run[-1]) + 1] for run in np.split(unique, breaks)]
+    runs = [_read(dataset, slice(int(run[0]), int(run[-1]) + 1)) for run in np.split(unique, breaks)]
     return np.concatenate(runs)[inverse]
 
 
@@ -152,9 +187,26 @@ def decode_jpegs(blobs: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([cv2.cvtColor(cv2.imdecode(blob, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for blob in blobs])
 
 
+def read_jpegs(group: h5py.Group, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The JPEG bytes of frames `indices`, each checked against its CRC-32."""
+    indices = np.asarray(indices, dtype=np.int64)
+    blobs, crcs = take(group["rgb"], indices), take(group["rgb_crc32"], indices)
+    for frame, blob, crc in zip(indices, blobs, crcs, strict=True):
+        if zlib.crc32(blob) != crc:
+            raise _damaged(group["rgb"], f"frame {frame}'s JPEG does not match its CRC-32")
+    return blobs
+
+
 def read_rgb(group: h5py.Group, indices: Sequence[int] | np.ndarray) -> np.ndarray:
     """Frames `indices` of a video's RGB clip, (n,H,W,3) uint8."""
-    return decode_jpegs(take(group["rgb"], indices))
+    return decode_jpegs(read_jpegs(group, indices))
+
+
+def verify_video(group: h5py.Group) -> None:
+    """Read every byte of a video's datasets against its checksums; raises DamagedShardError."""
+    for name in CHECKSUMMED:
+        read_array(group, name)
+    read_jpegs(group, np.arange(len(group["rgb"])))
 
 
 def video_group(shard: h5py.File, video_id: str) -> h5py.Group:
@@ -273,14 +325,16 @@ def _write_video(shard: h5py.File, video: dict[str, Any], jpeg_quality: int, flo
     for i, frame in enumerate(frames):
         blobs[i] = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), encode)[1].reshape(-1)
     group.create_dataset("rgb", data=blobs, dtype=h5py.vlen_dtype(np.uint8))
-    flow_args = {"chunks": (1, *x.shape[1:]), "compression": hdf5plugin.Zstd(flow_level)}
+    checked = {"fletcher32": True}
+    group.create_dataset("rgb_crc32", data=np.array([zlib.crc32(b) for b in blobs], dtype=np.uint32), **checked)
+    flow_args = {"chunks": (1, *x.shape[1:]), "compression": hdf5plugin.Zstd(flow_level), **checked}
     flow_x = group.create_dataset("flow_x", data=x, **flow_args)
     flow_y = group.create_dataset("flow_y", data=y, **flow_args)
-    small = {"compression": hdf5plugin.Zstd(flow_level)}
+    small = {"compression": hdf5plugin.Zstd(flow_level), **checked}
     group.create_dataset("keypoints", data=pose.keypoints, **small)
     group.create_dataset("box", data=pose.box, **small)
-    group.create_dataset("found", data=pose.found)
-    group.create_dataset("interpolated", data=pose.interpolated)
+    group.create_dataset("found", data=pose.found, **checked)
+    group.create_dataset("interpolated", data=pose.interpolated, **checked)
     src = probe["source"]
     attrs = {key: video[key] for key in SHEET_FIELDS}
     attrs |= {
@@ -319,17 +373,24 @@ def _write_video(shard: h5py.File, video: dict[str, Any], jpeg_quality: int, flo
     return count
 
 
-def build_shard(
-    videos: Sequence[dict[str, Any]],
-    out: str | Path,
-    *,
-    jpeg_quality: int = JPEG_QUALITY,
-    flow_level: int = FLOW_ZSTD_LEVEL,
-) -> Path:
+@dataclass(frozen=True)
+class ShardSettings(ConfigSection):
+    """How a shard stores its videos (config ``shards``)."""
+
+    SECTION = "shards"
+
+    jpeg_quality: int  # of the RGB frames
+    flow_level: int  # Zstd level of the flow
+
+
+def build_shard(videos: Sequence[dict[str, Any]], out: str | Path, settings: ShardSettings | None = None) -> Path:
     """Write one shard from its videos: each a dict of the sample-sheet fields and its files
-    (rgb clip, flow .npz, pose .npz, probe JSON). Written to a temporary sibling and renamed,
-    so an interrupted or failed build leaves no shard and no partial file."""
+    (rgb clip, flow .npz, pose .npz, probe JSON), stored as settings say (by default, the
+    schema's). Written to a temporary sibling and renamed, so an interrupted or failed build
+    leaves no shard and no partial file."""
     started = time.perf_counter()
+    settings = settings or ShardSettings.from_config()
+    jpeg_quality, flow_level = settings.jpeg_quality, settings.flow_level
     _check_inputs(videos)
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w", track_order=True) as shard:

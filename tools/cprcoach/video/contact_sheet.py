@@ -7,29 +7,23 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import av
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cprcoach.atomic import atomic_path  # noqa: E402
-from cprcoach.errors import VideoError, cli_errors  # noqa: E402
-from cprcoach.logs import setup_logging  # noqa: E402
+from cprcoach.errors import VideoError, cli_errors
+from cprcoach.figures import plt, save_png
+from cprcoach.logs import setup_logging
+from cprcoach.video.frames import REBUILD, check_clip, iter_frames
 
 log = logging.getLogger(__name__)
 
 
 def middle_frame(path: str | Path) -> np.ndarray:
     """Decode the middle frame of a clip as RGB (decoding stops there)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        middle = stream.frames // 2
-        for index, frame in enumerate(container.decode(stream)):
-            if index == middle:
-                return frame.to_ndarray(format="rgb24")
-    raise VideoError("clip has no frames", path=path, fix="delete it and rerun the workflow")
+    middle = check_clip(path) // 2
+    for index, frame in enumerate(iter_frames(path)):
+        if index == middle:
+            return frame
+    raise VideoError("clip has fewer frames than its packets", path=path, fix=REBUILD)
 
 
 def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[str, Path]]]], out: str | Path) -> None:
@@ -42,10 +36,7 @@ def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[str, Path]]]], out: s
             axes[r][c].set_title(f"{title} · {view}", fontsize=8)
         for axis in axes[r]:
             axis.axis("off")
-    figure.tight_layout()
-    with atomic_path(out) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_png(figure, out)
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

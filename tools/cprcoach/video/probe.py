@@ -2,7 +2,7 @@
 the probe sidecar that records it: the one file format of the resize stage besides its clips.
 
 The sidecar `NAME.probe.json` lies beside the clips it lists (`NAME.CLIP.mp4`, clip_beside):
-format, source (what the container said), resampled and warnings (a frame rate other than the
+format, source (what the container said; its size as displayed, after its rotation), resampled and warnings (a frame rate other than the
 dataset's), clips (path, size, fps and frames of each), encoder, ffmpeg and seconds.
 """
 
@@ -20,9 +20,9 @@ from cprcoach.atomic import write_json_atomic
 from cprcoach.errors import CprCoachError, VideoError
 from cprcoach.paths import same_file
 
-PROBE_FORMAT = "cprcoach-probe/1"
+PROBE_FORMAT = "cprcoach-probe/2"  # /2: source.rotation, and the source size as displayed
 PROBE_SUFFIX = ".probe.json"
-SOURCE_KEYS = ("path", "size_bytes", "width", "height", "fps", "frames", "duration")
+SOURCE_KEYS = ("path", "size_bytes", "width", "height", "fps", "frames", "duration", "rotation")
 CLIP_KEYS = ("path", "width", "height", "fps", "frames")
 RERUN = "delete it and rerun the resize stage (`cprcoach video resize ... --probe`)"
 
@@ -40,6 +40,10 @@ class VideoInfo:
     pix_fmt: str | None
     bit_rate: int | None
     has_audio: bool
+    # Degrees the container's display matrix turns the coded picture (counter-clockwise, as
+    # ffmpeg's display_rotation counts them; phones and some action cameras write it). width and
+    # height are the picture as a player shows it, turned: what the resize stage writes.
+    rotation: int
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -80,18 +84,23 @@ def probe_video(path: str | Path) -> VideoInfo:
             frames = stream.frames or round(duration * fps)
             if frames <= 0 or stream.codec_context.width <= 0:
                 raise VideoError("video stream holds no frames", path=path, fix="re-record or re-export the video")
+            rotation = _display_rotation(container)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if rotation in (90, 270):
+                width, height = height, width
             return VideoInfo(
                 path=str(path),
                 size_bytes=size,
                 codec=stream.codec_context.name,
-                width=stream.codec_context.width,
-                height=stream.codec_context.height,
+                width=width,
+                height=height,
                 fps=fps,
                 frames=frames,
                 duration=duration,
                 pix_fmt=stream.codec_context.pix_fmt,
                 bit_rate=container.bit_rate or None,
                 has_audio=bool(container.streams.audio),
+                rotation=rotation,
             )
     except av.FFmpegError as error:
         raise VideoError(
@@ -101,12 +110,43 @@ def probe_video(path: str | Path) -> VideoInfo:
         ) from None
 
 
+def _display_rotation(container: av.container.InputContainer) -> int:
+    """The display matrix's rotation in degrees (0, 90, 180 or 270), read from the first frame.
+
+    FFmpeg hands the container's display matrix to the decoded frames; decoding one frame costs
+    a few milliseconds, even at 4K. A file whose first frame does not decode has no rotation to
+    apply, and the resize pass reports the damage.
+    """
+    try:
+        frame = next(container.decode(video=0), None)
+    except av.FFmpegError:
+        return 0
+    return round(frame.rotation) % 360 if frame is not None else 0
+
+
 def clip_beside(probe: str | Path, name: str) -> Path:
     """Where the resize stage writes clip `name` of the video whose probe sidecar is `probe`."""
     probe = Path(probe)
     if not probe.name.endswith(PROBE_SUFFIX):
         raise CprCoachError(f"a probe sidecar is named NAME{PROBE_SUFFIX}", path=probe, fix="rename the --probe path")
     return probe.with_name(f"{probe.name[: -len(PROBE_SUFFIX)]}.{name}.mp4")
+
+
+def probe_beside(clip: str | Path) -> Path:
+    """The probe sidecar the resize stage wrote beside clip `NAME.CLIP.mp4`: `NAME.probe.json`."""
+    clip = Path(clip)
+    return clip.with_name(f"{clip.name.split('.', 1)[0]}{PROBE_SUFFIX}")
+
+
+def recorded_frames(clip: str | Path) -> tuple[int, Path] | None:
+    """The frames the resize stage wrote to `clip` and the sidecar that says so; None for a clip
+    without a sidecar beside it (one not made by the resize stage) or one it does not list."""
+    probe_path = probe_beside(clip)
+    if not probe_path.is_file():
+        return None
+    probe = read_probe(probe_path)
+    name = listed_clip(probe, clip)
+    return (int(probe["clips"][name]["frames"]), probe_path) if name is not None else None
 
 
 def write_probe(path: str | Path, info: VideoInfo, clips: dict[str, dict[str, Any]], **details: Any) -> dict[str, Any]:

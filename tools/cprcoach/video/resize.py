@@ -1,7 +1,9 @@
 """The resize stage: decode a raw recording once and write every configured clip in that one pass.
 
 One ffmpeg process decodes the source, resamples it to the target frame rate, splits the
-stream and scales/encodes each branch, so a 4K file is read and decoded exactly once. A job
+stream and scales/encodes each branch, so a 4K file is read and decoded exactly once. A
+recording whose container rotates the picture (a display matrix, as phones write) is turned as
+players turn it (ffmpeg's autorotation) before it is checked against video.source and scaled. A job
 takes the views of one recording, one after the other: the command's start (and the
 workflow's bookkeeping of a job) is paid once for the four of them. Each video's clips go
 beside its probe sidecar, `NAME.probe.json` -> `NAME.CLIP.mp4` (clip_beside).
@@ -24,6 +26,7 @@ from tqdm import tqdm
 from cprcoach.atomic import partial_path
 from cprcoach.errors import CprCoachError, VideoError, cli_errors
 from cprcoach.logs import setup_logging
+from cprcoach.settings import ConfigSection, add_settings_argument, as_section
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.probe import VideoInfo, clip_beside, probe_video, write_probe
 
@@ -42,34 +45,52 @@ class ClipSpec:
     path: Path
 
 
-def parse_clip_size(text: str) -> tuple[str, int, int]:
-    """Parse `NAME=WIDTHxHEIGHT`, the form the Snakemake rule passes."""
-    try:
-        name, size = text.split("=", 1)
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME=WIDTHxHEIGHT, got {text!r}") from None
-    if width % 2 or height % 2:
-        raise argparse.ArgumentTypeError(f"clip {name}: H.264 needs an even width and height, got {width}x{height}")
-    return name, width, height
+@dataclass(frozen=True)
+class SourceSettings:
+    """What every raw recording must be (config ``video.source``)."""
+
+    width: int
+    height: int
+    fps: float
 
 
 @dataclass(frozen=True)
 class EncoderSettings:
-    preset: str = "ultrafast"
-    crf: int = 18
-    scale_flags: str = "area"
-    threads: int = 2
+    """How the clips are encoded (config ``video.encoder``)."""
+
+    preset: str
+    crf: int
+    scale_flags: str
+
+
+@dataclass(frozen=True)
+class VideoSettings(ConfigSection):
+    """The resize stage's settings (config ``video``; ``threads`` is the workflow's)."""
+
+    SECTION = "video"
+
+    source: SourceSettings
+    clips: dict[str, dict[str, int]]  # name -> {width, height}
+    encoder: EncoderSettings
+
+    def clips_beside(self, probe: str | Path) -> list[ClipSpec]:
+        """Every configured clip of one video, beside its probe sidecar (as the workflow lays them out)."""
+        return [
+            ClipSpec(name, size["width"], size["height"], clip_beside(probe, name)) for name, size in self.clips.items()
+        ]
 
 
 def check_source(info: VideoInfo, width: int, height: int, fps: float) -> list[str]:
     """Compare a probed video with what the dataset must be; a wrong size is an error, a wrong fps a warning."""
     if (info.width, info.height) != (width, height):
+        turned = (
+            f" as displayed (its container rotates the picture by {info.rotation} degrees)" if info.rotation else ""
+        )
         raise VideoError(
-            f"video is {info.width}x{info.height}, but video.source says {width}x{height}",
+            f"video is {info.width}x{info.height}{turned}, but video.source says {width}x{height}",
             path=info.path,
             fix=f"set video.source to {{width: {info.width}, height: {info.height}}} in config.yaml if every recording is this size, "
-            "or re-export this one",
+            "or re-export this one" + (" upright" if info.rotation else ""),
         )
     if abs(info.fps - fps) > FPS_TOLERANCE:
         return [f"{info.path}: recorded at {info.fps:.3f} fps, resampled to {fps:g} fps"]
@@ -83,14 +104,16 @@ def expected_frames(info: VideoInfo, fps: float) -> int:
     return round(info.frames * fps / info.fps)
 
 
-def build_command(source: Path, clips: Sequence[ClipSpec], fps: float, settings: EncoderSettings) -> list[str]:
+def build_command(
+    source: Path, clips: Sequence[ClipSpec], fps: float, settings: EncoderSettings, threads: int
+) -> list[str]:
     """The one ffmpeg command: decode, resample to `fps`, scale and encode every clip.
 
     The source is scaled once, to the largest clip; the smaller clips are scaled from
     that, which spares a second full-resolution scale of every 4K frame.
     """
     largest, *smaller = sorted(clips, key=lambda c: c.width * c.height, reverse=True)
-    stream = ffmpeg.input(str(source), threads=settings.threads).video.filter("fps", fps=fps)
+    stream = ffmpeg.input(str(source), threads=threads).video.filter("fps", fps=fps)
     stream = stream.filter("scale", largest.width, largest.height, flags=settings.scale_flags)
     branches = stream.split() if smaller else None
     scaled = [(largest, branches[0] if branches else stream)]
@@ -106,7 +129,7 @@ def build_command(source: Path, clips: Sequence[ClipSpec], fps: float, settings:
             crf=settings.crf,
             pix_fmt="yuv420p",
             r=fps,
-            threads=settings.threads,
+            threads=threads,
             movflags="+faststart",
         )
         for clip, branch in scaled
@@ -135,14 +158,7 @@ def wait_for_ffmpeg(process: subprocess.Popen, source: Path, total: int) -> None
 
 
 def resize_video(
-    source: str | Path,
-    clips: Sequence[ClipSpec],
-    probe_out: str | Path,
-    *,
-    source_width: int,
-    source_height: int,
-    fps: float,
-    settings: EncoderSettings = EncoderSettings(),
+    source: str | Path, clips: Sequence[ClipSpec], probe_out: str | Path, settings: VideoSettings, *, threads: int
 ) -> dict:
     """Write every clip of `source` and a JSON sidecar of what was probed; returns the sidecar.
 
@@ -153,12 +169,13 @@ def resize_video(
     started = time.perf_counter()
     for clip in clips:
         clip.path.parent.mkdir(parents=True, exist_ok=True)
-    command = build_command(source, clips, fps, settings)
+    fps = settings.source.fps
+    command = build_command(source, clips, fps, settings.encoder, threads)
     try:
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
             try:
                 info = probe_video(source)
-                warnings = check_source(info, source_width, source_height, fps)
+                warnings = check_source(info, settings.source.width, settings.source.height, fps)
                 want = expected_frames(info, fps)
                 wait_for_ffmpeg(process, source, want)
             except BaseException:
@@ -194,12 +211,7 @@ def resize_video(
         outputs,
         resampled=bool(warnings),
         warnings=warnings,
-        encoder={
-            "codec": "libx264",
-            "preset": settings.preset,
-            "crf": settings.crf,
-            "scale_flags": settings.scale_flags,
-        },
+        encoder={"codec": "libx264", **as_section(settings.encoder)},
         ffmpeg=imageio_ffmpeg.get_ffmpeg_version(),
         seconds=round(time.perf_counter() - started, 3),
     )
@@ -220,9 +232,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="cprcoach video resize", description=__doc__)
     parser.add_argument("sources", type=Path, nargs="+", help="raw videos (the views of a recording)")
     parser.add_argument(
-        "--clip", dest="clips", type=parse_clip_size, action="append", required=True, metavar="NAME=WxH"
-    )
-    parser.add_argument(
         "--probe",
         dest="probes",
         type=Path,
@@ -230,12 +239,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         required=True,
         help="one JSON sidecar per source, of what was probed and written; the clips go beside it",
     )
-    parser.add_argument("--source-size", required=True, metavar="WxH", help="the size every raw video must have")
-    parser.add_argument("--fps", type=float, required=True, help="frame rate of the clips (the dataset's 25)")
-    parser.add_argument("--preset", default=EncoderSettings.preset)
-    parser.add_argument("--crf", type=int, default=EncoderSettings.crf)
-    parser.add_argument("--scale-flags", default=EncoderSettings.scale_flags)
-    parser.add_argument("--threads", type=int, default=EncoderSettings.threads)
+    add_settings_argument(parser, "video")
+    parser.add_argument("--threads", type=int, required=True, help="the job's threads")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -243,15 +248,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 @cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
-    try:
-        width, height = (int(v) for v in args.source_size.lower().split("x"))
-    except ValueError:
-        raise CprCoachError(f"--source-size must be WIDTHxHEIGHT, got {args.source_size!r}") from None
     if len(args.probes) != len(args.sources):
         raise CprCoachError(
             f"{len(args.sources)} sources but {len(args.probes)} --probe paths", fix="pass one --probe per source"
         )
-    settings = EncoderSettings(args.preset, args.crf, args.scale_flags, args.threads)
-    clips = [[ClipSpec(name, w, h, clip_beside(probe, name)) for name, w, h in args.clips] for probe in args.probes]
-    for source, probe, outputs in zip(args.sources, args.probes, clips, strict=True):
-        resize_video(source, outputs, probe, source_width=width, source_height=height, fps=args.fps, settings=settings)
+    settings = VideoSettings.from_config(args.settings)
+    for source, probe in zip(args.sources, args.probes, strict=True):
+        resize_video(source, settings.clips_beside(probe), probe, settings, threads=args.threads)

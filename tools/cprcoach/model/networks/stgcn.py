@@ -26,16 +26,20 @@ what the attention heads of ImagineNet read; its mean over time is the pooled fe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from cprcoach.model.settings import SkeletonSettings
 from cprcoach.skeleton import HALPE26, HALPE26_EDGES, JOINT
 
 CENTRE = JOINT["neck"]
+INPUT_CHANNELS = 3  # x, y and the keypoint score (cprcoach.model.data.normalise)
 MOTION_CHANNELS = 2
+EMBEDDING_CHANNELS = 16  # per joint, of the input embedding
+TEMPORAL_KERNEL = 9  # frames of each block's temporal convolution, as in the paper
 
 
 def with_motion(x: torch.Tensor) -> torch.Tensor:
@@ -95,20 +99,14 @@ class GraphConv(nn.Module):
 
 
 class STGCNBlock(nn.Module):
-    """Graph convolution, then a 9-frame temporal convolution, with a residual connection."""
+    """Graph convolution, then a temporal convolution over TEMPORAL_KERNEL frames, with a residual connection."""
 
     def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        adjacency: torch.Tensor,
-        stride: int = 1,
-        dropout: float = 0.0,
-        residual: bool = True,
-        kernel: int = 9,
+        self, in_channels: int, out_channels: int, adjacency: torch.Tensor, stride: int, dropout: float, residual: bool
     ):
         super().__init__()
         self.gcn = GraphConv(in_channels, out_channels, adjacency)
+        kernel = TEMPORAL_KERNEL
         self.tcn = nn.Sequential(
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
@@ -133,26 +131,33 @@ class STGCNBlock(nn.Module):
         return self.relu(out)
 
 
-@dataclass
+@dataclass(frozen=True)
 class STGCNConfig:
-    """What rebuilds the network from a checkpoint."""
+    """What rebuilds the network from a checkpoint: channels, strides and dropout from model.skeleton;
+    the input, graph centre and embedding are the architecture's, recorded so a checkpoint names them."""
 
-    num_classes: int = 14
-    in_channels: int = 3
-    channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64, 128])
-    strides: list[int] = field(default_factory=lambda: [1, 1, 2, 1, 2])
-    dropout: float = 0.2
+    num_classes: int
+    channels: list[int]
+    strides: list[int]
+    dropout: float
+    in_channels: int = INPUT_CHANNELS
     centre: int = CENTRE
-    embedding: int = 16  # channels of the per-joint input embedding
+    embedding: int = EMBEDDING_CHANNELS
+
+    @classmethod
+    def from_settings(cls, skeleton: SkeletonSettings, num_classes: int) -> STGCNConfig:
+        return cls(
+            num_classes=num_classes, channels=skeleton.channels, strides=skeleton.strides, dropout=skeleton.dropout
+        )
 
 
 class STGCN(nn.Module):
     """Skeleton sequences (N, 3, T, 26) -> class logits (N, num_classes), features on request."""
 
-    def __init__(self, config: STGCNConfig | None = None):
+    def __init__(self, config: STGCNConfig):
         super().__init__()
-        self.config = config or STGCNConfig()
-        cfg = self.config
+        self.config = config
+        cfg = config
         if len(cfg.channels) != len(cfg.strides):
             raise ValueError("channels and strides must have one entry per block")
         joints = len(HALPE26)
