@@ -199,7 +199,8 @@ def all_metrics():
 
 def assess_inputs(wildcards):
     """What one recording's assessment reads: the modality's input as the pipeline made it
-    (pose track, RGB clip or flow), the backbone and, unless the backbone scores alone, the head.
+    (pose track, RGB clip or flow), the backbone and, unless the backbone scores alone, the head;
+    for the coach report, the rescuer's pose track and the clip it was estimated on.
     """
     settings = MODEL["assess"]
     modality = settings["modality"]
@@ -211,6 +212,8 @@ def assess_inputs(wildcards):
     inputs = {
         "prepared": prepared.format(**wildcards),
         "backbone": backbone_path("backbone.pt").format(modality=modality),
+        "pose": pose_path().format(**wildcards),
+        "pose_clip": clip_path(POSE["clip"]).format(**wildcards),
     }
     if settings["head"] != BACKBONE_SOFTMAX:
         inputs["head"] = head_path("head.pt").format(

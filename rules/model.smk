@@ -103,11 +103,12 @@ rule model_summary:
 
 
 rule assess_recording:
-    # On request: `snakemake results/assess/P01/V1/E05+E08_01.json`.
+    # On request: `snakemake results/assess/P01/V1/E05+E08_01.json` (and its coach report, .html).
     input:
         unpack(assess_inputs),
     output:
-        f"{RESULTS}/assess/{VIDEO_STEM}.json",
+        result=f"{RESULTS}/assess/{VIDEO_STEM}.json",
+        report=f"{RESULTS}/assess/{VIDEO_STEM}.html",
     log:
         f"{RESULTS}/logs/assess_recording/{VIDEO_STEM}.log",
     benchmark:
@@ -126,4 +127,5 @@ rule assess_recording:
         settings=model_settings("device", "assess"),
     shell:
         "python -m cprcoach.model assess {input.prepared:q} --prepared --backbone {input.backbone:q}"
-        " {params.head} --settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
+        " {params.head} --pose {input.pose:q} --settings {params.settings:q} --out {output.result:q}"
+        " --report {output.report:q} > {log:q} 2>&1"

@@ -174,6 +174,11 @@ def test_assess_rule_scores_one_recording(project):
     assert result["modality"] == "skeleton" and result["method"] == "ImagineNet-FC"
     assert [c["code"] for c in result["classes"]][:1] == ["E00"] and len(result["classes"]) == 14
     assert all(0 <= c["probability"] <= 1 for c in result["classes"])
+    summary = result["measurements"]["summary"]  # the compressions, measured from the skeleton
+    assert summary["compressions"] == len(result["measurements"]["per_compression"]) >= 2
+    assert summary["depth_cm"] > 0 and summary["posture"] in ("kneeling", "squatting", "standing")
+    report = target.with_suffix(".html").read_text()
+    assert report.startswith("<!DOCTYPE html>") and "data:image/png;base64," in report
 
 
 def test_bad_raw_names_stop_the_workflow_with_one_message(project, tmp_path):

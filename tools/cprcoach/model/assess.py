@@ -6,6 +6,10 @@ for the backbone's modality (pose track, RGB clip or flow). The backbone and, wi
 trained ImagineNet head (one sigmoid per class: several errors can be present at once) score
 it; without --head the backbone's softmax is used. Errors are the error classes whose
 probability reaches model.assess.threshold (--settings, config.yaml's model section).
+
+Where the rescuer's pose track is at hand (the skeleton modality's input; --pose for rgb and
+flow; made from a raw recording), the result also holds the compressions measured from it
+(cprcoach.coach.measure), and --report writes the coach report (cprcoach.coach.report).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any
 import torch
 
 from cprcoach.atomic import write_json_atomic
+from cprcoach.coach.measure import measure_pose
+from cprcoach.coach.report import write_report
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
 from cprcoach.model.checkpoints import load_checkpoint, load_head
@@ -84,20 +90,51 @@ def assess_recording(
     config: dict[str, Any] | None = None,
     threshold: float,
     device: torch.device | str = "cpu",
+    pose: str | Path | None = None,
+    report: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Score one recording (raw, preprocessed with `config`; or `prepared` for the backbone's modality)."""
+    """Score one recording (raw, preprocessed with `config`; or `prepared` for the backbone's
+    modality) and measure its compressions from the rescuer's pose track: the recording itself
+    for a prepared skeleton, `pose`, or one made from the raw recording. `report`: write the
+    coach report there."""
     recording = Path(recording)
     if not recording.is_file():
         raise CprCoachError("no such recording", path=recording, fix="check the path")
     backbone, meta = load_checkpoint(backbone_path, device)
-    if prepared:
-        x = model_input(recording, meta)
-    else:
-        if config is None:
-            raise CprCoachError("a raw recording needs the config its preprocessing follows", fix="pass --config")
-        with tempfile.TemporaryDirectory(prefix="cprcoach-assess-") as workdir:
-            x = model_input(prepare_recording(recording, meta["modality"], config, Path(workdir)), meta)
-    return {"recording": str(recording), **assess_input(x, backbone, meta, head_path, threshold)}
+    skeleton = meta["modality"] == "skeleton"
+    if not prepared and config is None:
+        raise CprCoachError("a raw recording needs the config its preprocessing follows", fix="pass --config")
+    with tempfile.TemporaryDirectory(prefix="cprcoach-assess-") as scratch:
+        workdir = Path(scratch)
+        source = recording if prepared else prepare_recording(recording, meta["modality"], config, workdir)
+        result = {
+            "recording": str(recording),
+            **assess_input(model_input(source, meta), backbone, meta, head_path, threshold),
+        }
+        if skeleton:
+            pose = source
+        elif pose is None and not prepared:
+            pose = prepare_recording(recording, "skeleton", config, workdir)
+        if pose is None:
+            if report is not None:
+                raise CprCoachError(
+                    f"the coach report measures the compressions from the rescuer's skeleton; the {meta['modality']}"
+                    " modality's input has none",
+                    fix="pass --pose with the recording's pose track (results/pose/...npz)",
+                )
+            return result
+        try:
+            track, measurements = measure_pose(pose)
+        except CprCoachError as error:
+            if report is not None:
+                raise
+            log.warning("the compressions are not measured: %s", error)
+            return result
+        result["measurements"] = measurements.as_dict()
+        if report is not None:
+            write_report(report, result, measurements, track, track.meta["clip"]["path"])
+            log.info("%s: coach report written to %s", recording, report)
+    return result
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -110,6 +147,19 @@ def format_result(result: dict[str, Any]) -> str:
     for c in result["classes"]:
         mark = "  <-" if c["code"] in result["errors"] else ""
         lines.append(f"  {c['code']}  {c['name']:<{width}}  {c['probability']:.3f}{mark}")
+    if "measurements" in result:
+        m = result["measurements"]["summary"]
+
+        def shown(value: float | None, fmt: str, unit: str) -> str:
+            return "-" if value is None else f"{value:{fmt}}{unit}"
+
+        depth = (
+            shown(m["depth_cm"], ".1f", " cm") if m["depth_cm"] is not None else shown(m["depth"], ".0%", " of torso")
+        )
+        lines.append(
+            f"  {m['compressions']} compressions at {shown(m['rate_per_min'], '.0f', ' per minute')}, depth {depth},"
+            f" recoil {shown(m['recoil'], '.0%', '')}, elbows {shown(m['elbow_deg'], '.0f', ' deg')}, {m['posture']}"
+        )
     return "\n".join(lines)
 
 
@@ -123,6 +173,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--prepared", action="store_true", help="the recording is the pose track, RGB clip or flow the workflow made"
     )
     add_settings_argument(parser, "model")
+    parser.add_argument("--pose", type=Path, help="the recording's pose track, to measure its compressions (rgb, flow)")
+    parser.add_argument("--report", type=Path, help="write the coach report (self-contained HTML) here")
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
     parser.add_argument("--out", type=Path, help="write the result here (JSON) instead of printing it")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -146,6 +198,8 @@ def run(args: argparse.Namespace) -> None:
         config=config,
         threshold=settings.assess.threshold,
         device=resolve_device(settings.device),
+        pose=args.pose,
+        report=args.report,
     )
     if args.out is not None:
         write_json_atomic(args.out, result)

@@ -11,6 +11,7 @@ COMMANDS = {
     "qc": ("cprcoach.pose.qc", "PCK@0.2 against the synthetic ground truth: table and per-joint plot"),
     "overlay": ("cprcoach.pose.overlay", "draw the skeleton on a few frames of a clip into one PNG"),
     "bench": ("cprcoach.bench.pose", "frames per second of each backend on a synthetic clip"),
+    "coach-check": ("cprcoach.bench.coach", "the coach's measurements against the synthetic ground truth"),
 }
 
 

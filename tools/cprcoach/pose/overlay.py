@@ -62,18 +62,24 @@ def sample_frames(frames: int, count: int) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, frames - 1, min(count, frames))})
 
 
+def skeleton_frames(clip: str | Path, track: PoseTrack, wanted: set[int]) -> dict[int, np.ndarray]:
+    """Frames `wanted` of the clip the track was estimated on, each with its skeleton drawn
+    (decoding stops after the last one)."""
+    panels: dict[int, np.ndarray] = {}
+    source = track.meta["source"]
+    for index, rgb in enumerate(iter_frames(clip)):
+        if index in wanted:
+            scale = np.array([rgb.shape[1] / source["width"], rgb.shape[0] / source["height"]], dtype=np.float32)
+            panels[index] = draw_skeleton(rgb, track, index, scale)
+        if index >= max(wanted):
+            break
+    return panels
+
+
 def overlay(clip: str | Path, pose: str | Path, out: str | Path, count: int = 4) -> list[int]:
     """Write the PNG of `count` frames of `clip` with the skeleton of `pose`; returns the frames drawn."""
     track = read_pose(pose)
-    wanted = sample_frames(track.frames, count)
-    panels: dict[int, np.ndarray] = {}
-    for index, rgb in enumerate(iter_frames(clip)):
-        if index in wanted:
-            source = track.meta["source"]
-            scale = np.array([rgb.shape[1] / source["width"], rgb.shape[0] / source["height"]], dtype=np.float32)
-            panels[index] = draw_skeleton(rgb, track, index, scale)
-        if index >= wanted[-1]:
-            break
+    panels = skeleton_frames(clip, track, set(sample_frames(track.frames, count)))
     if not panels:
         raise VideoError("clip has no frames", path=clip, fix="delete it and rerun the resize stage")
     columns = min(len(panels), 4)
