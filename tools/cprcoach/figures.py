@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import matplotlib
@@ -21,3 +23,13 @@ def save_png(figure: plt.Figure, out: str | Path, dpi: int = DPI) -> None:
     with atomic_path(out) as tmp:
         figure.savefig(tmp, dpi=dpi, format="png")
     plt.close(figure)
+
+
+def png_data_uri(figure: plt.Figure, dpi: int = DPI, *, layout: bool = True) -> str:
+    """A figure as a PNG data URI, for a page that embeds its images; freed once drawn."""
+    if layout:
+        figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -10,9 +10,7 @@ moment of each error found.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from cprcoach.coach.measure import (
     Compression,
     Measurements,
 )
-from cprcoach.figures import plt
+from cprcoach.figures import plt, png_data_uri
 from cprcoach.pose.format import PoseTrack
 from cprcoach.pose.overlay import skeleton_frames
 
@@ -47,22 +45,11 @@ WORST = {
 }
 
 
-def _png(figure: plt.Figure) -> str:
-    """A figure as a data URI, freed once drawn."""
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
 def _image(rgb: np.ndarray) -> str:
+    """A frame at its own size, as a data URI."""
     figure = plt.figure(figsize=(rgb.shape[1] / DPI, rgb.shape[0] / DPI))
     figure.figimage(rgb)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return png_data_uri(figure, DPI, layout=False)
 
 
 def _per_compression(m: Measurements, key: str, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +95,7 @@ def timeline_figure(m: Measurements) -> str:
     arms.set_xlabel("time (s)")
     arms.set_ylim(0, 185)
     arms.legend(loc="center right", fontsize=8)
-    return _png(figure)
+    return png_data_uri(figure, DPI)
 
 
 def hands_figure(m: Measurements) -> str:
@@ -124,7 +111,7 @@ def hands_figure(m: Measurements) -> str:
     reach = max(30.0, float(np.abs(spots).max()) + 5 if len(spots) else 30.0)
     axis.set_xlim(-reach, reach)
     axis.legend(loc="upper right", fontsize=8)
-    return _png(figure)
+    return png_data_uri(figure, DPI)
 
 
 def worst_frames(m: Measurements, errors: list[str], table) -> list[tuple[str, Compression]]:

@@ -106,15 +106,18 @@ def assess_recording(
         raise CprCoachError("a raw recording needs the config its preprocessing follows", fix="pass --config")
     with tempfile.TemporaryDirectory(prefix="cprcoach-assess-") as scratch:
         workdir = Path(scratch)
-        source = recording if prepared else prepare_recording(recording, meta["modality"], config, workdir)
+        if prepared:
+            source = recording
+        else:  # one resize pass for the backbone's clip and, to measure the compressions, the pose clip
+            wanted = [meta["modality"]] + ([] if skeleton or pose is not None else ["skeleton"])
+            files = prepare_recording(recording, wanted, config, workdir)
+            source, pose = files[meta["modality"]], pose or files.get("skeleton")
         result = {
             "recording": str(recording),
             **assess_input(model_input(source, meta), backbone, meta, head_path, threshold),
         }
         if skeleton:
             pose = source
-        elif pose is None and not prepared:
-            pose = prepare_recording(recording, "skeleton", config, workdir)
         if pose is None:
             if report is not None:
                 raise CprCoachError(

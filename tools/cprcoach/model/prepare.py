@@ -10,6 +10,7 @@ the workflow gives it: pose.clip for the skeleton, flow.clip for rgb and flow (t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +29,37 @@ def clip_name(modality: str, config: dict[str, Any]) -> str:
     return config["pose"]["clip"] if modality == "skeleton" else config["flow"]["clip"]
 
 
-def prepare_recording(raw: Path, modality: str, config: dict[str, Any], workdir: Path) -> Path:
-    """Resize `raw` and, for skeleton and flow, run the pose or flow stage; returns the prepared file.
+def prepare_recording(raw: Path, modalities: Sequence[str], config: dict[str, Any], workdir: Path) -> dict[str, Path]:
+    """Resize `raw` once into the clips `modalities` read and, for skeleton and flow, run the pose or
+    flow stage on its clip; returns each modality's prepared file.
 
     `config` is a validated config (every section complete); each stage takes its own section."""
     from cprcoach.video.resize import VideoSettings, resize_video
 
     video = VideoSettings.from_config(config["video"])
-    name = clip_name(modality, config)
     probe = workdir / f"{raw.stem}.probe.json"
-    clip = next(spec for spec in video.clips_beside(probe) if spec.name == name)
-    resize_video(raw, [clip], probe, video, threads=config["video"]["threads"])
-    if modality == "rgb":
-        return clip.path
-    if modality == "skeleton":
-        from cprcoach.pose.estimate import estimate_pose
+    names = {clip_name(modality, config) for modality in modalities}
+    specs = [spec for spec in video.clips_beside(probe) if spec.name in names]
+    resize_video(raw, specs, probe, video, threads=config["video"]["threads"])
+    clips = {spec.name: spec.path for spec in specs}
+    prepared = {}
+    for modality in modalities:
+        clip = clips[clip_name(modality, config)]
+        if modality == "rgb":
+            prepared[modality] = clip
+        elif modality == "skeleton":
+            from cprcoach.pose.estimate import estimate_pose
 
-        out = workdir / f"{raw.stem}.pose.npz"
-        estimate_pose(clip.path, probe, out, config["pose"])
-        return out
-    from cprcoach.flow.extract import extract_flow
-    from cprcoach.flow.params import FlowSettings
+            prepared[modality] = workdir / f"{raw.stem}.pose.npz"
+            estimate_pose(clip, probe, prepared[modality], config["pose"])
+        else:
+            from cprcoach.flow.extract import extract_flow
+            from cprcoach.flow.params import FlowSettings
 
-    out = workdir / f"{raw.stem}.flow.npz"
-    extract_flow(clip.path, out, FlowSettings.from_config(config["flow"]), threads=config["flow"]["threads"])
-    return out
+            prepared[modality] = workdir / f"{raw.stem}.flow.npz"
+            flow = FlowSettings.from_config(config["flow"])
+            extract_flow(clip, prepared[modality], flow, threads=config["flow"]["threads"])
+    return prepared
 
 
 def model_input(prepared: Path, checkpoint: dict[str, Any]) -> torch.Tensor:

@@ -12,7 +12,7 @@ import numpy as np
 from cprcoach.errors import VideoError, cli_errors
 from cprcoach.figures import plt, save_png
 from cprcoach.logs import setup_logging
-from cprcoach.video.frames import REBUILD, check_clip, iter_frames
+from cprcoach.video.frames import REBUILD, check_clip, decode_frames
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def middle_frame(path: str | Path) -> np.ndarray:
     """Decode the middle frame of a clip as RGB (decoding stops there)."""
     middle = check_clip(path) // 2
-    for index, frame in enumerate(iter_frames(path)):
+    for index, frame in enumerate(decode_frames(path)):
         if index == middle:
             return frame
     raise VideoError("clip has fewer frames than its packets", path=path, fix=REBUILD)

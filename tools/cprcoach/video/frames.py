@@ -55,6 +55,11 @@ def check_clip(path: str | Path) -> int:
 def iter_frames(path: str | Path, pixel_format: str = "rgb24") -> Iterator[np.ndarray]:
     """The frames of a clip one by one, after its frame count is checked."""
     check_clip(path)
+    yield from decode_frames(path, pixel_format)
+
+
+def decode_frames(path: str | Path, pixel_format: str = "rgb24") -> Iterator[np.ndarray]:
+    """The frames of a clip one by one, for a caller that has checked it (check_clip)."""
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
