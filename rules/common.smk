@@ -12,7 +12,14 @@ sys.path.insert(0, str(TOOLS))
 from cprcoach.classes import load_classes
 from cprcoach.config import validate_config
 from cprcoach.errors import CprCoachError
-from cprcoach.model.registry import BACKBONE_SOFTMAX, BACKBONES, HEAD_NAMES, MODALITIES
+from cprcoach.model.registry import (
+    BACKBONE_SOFTMAX,
+    BACKBONES,
+    FUSION_REGEX,
+    HEAD_NAMES,
+    MODALITIES,
+    fusion_name,
+)
 from cprcoach.samples import FIELD_REGEX, samples_from_config
 from cprcoach.pose.groundtruth import sidecar_path
 from cprcoach.settings import settings_json
@@ -37,6 +44,10 @@ POSE = config["pose"]
 SHARDS = config["shards"]
 MODEL = config["model"]
 CLIP_NAMES = list(VIDEO["clips"])
+SEEDS = MODEL["seeds"]
+# Each fusion by name (rgb+flow) and its modalities; the heads train on a modality's features or a fusion's.
+FUSIONS = {fusion_name(members): list(members) for members in MODEL["fusions"]}
+HEAD_INPUTS = [*MODEL["modalities"], *FUSIONS]
 VIEWS = config["views"]
 # One recording of one view, as it appears in every per-video path.
 VIDEO_STEM = "{participant}/{view}/{label}_{take}"
@@ -157,13 +168,24 @@ def all_shards():
 
 
 def backbone_path(name):
-    """A file of one modality's backbone: its checkpoint or the features of every video."""
-    return f"{RESULTS}/model/{{modality}}/{name}"
+    """A file of one modality's backbone of one seed: its checkpoint or the features of every video
+    (for a fusion, the joined features)."""
+    return f"{RESULTS}/model/{{modality}}/seed{{seed}}/{name}"
 
 
 def head_path(name):
-    """A file of one ImagineNet head of one modality: metrics, per-class AP plot, weights."""
-    return f"{RESULTS}/model/{{modality}}/{{head}}/{name}"
+    """A file of one ImagineNet head of one modality (or fusion) and seed: metrics, scores, weights."""
+    return f"{RESULTS}/model/{{modality}}/seed{{seed}}/{{head}}/{name}"
+
+
+def late_path(name):
+    """A file of the late fusion of one head run's scores of a fusion's modalities, for one seed."""
+    return f"{RESULTS}/model/{{modality}}/seed{{seed}}/{{head}}/late/{name}"
+
+
+def seeds_path(name, late=False):
+    """A file of one head run over every seed (model.seeds): its mean and spread, its AP plot."""
+    return f"{RESULTS}/model/{{modality}}/{{head}}/{'late/' if late else ''}{name}"
 
 
 def backbone_threads(wildcards):
@@ -179,27 +201,73 @@ def model_gpus():
 
 def model_settings(*keys):
     """The model section's `keys` as a model command's --settings: only what the job reads,
-    so that a change elsewhere (the heads' epochs, the list of modalities) does not rerun it.
+    so that a change elsewhere (the heads' epochs, the list of modalities or seeds) does not rerun it.
     """
     return settings_json({key: MODEL[key] for key in keys})
 
 
 def backbone_settings(wildcards):
-    """A backbone job's settings: the device, the seed and its architecture's section (skeleton, video)."""
-    return model_settings("device", "seed", BACKBONES[wildcards.modality].section)
+    """A backbone job's settings: the device and its architecture's section (skeleton, video)."""
+    return model_settings("device", BACKBONES[wildcards.modality].section)
 
 
-def all_metrics():
+def fusion_features(wildcards):
+    """The features of a fusion's modalities for one seed, in the fusion's order."""
     return [
-        head_path("metrics.json").format(modality=modality, head=head)
-        for modality in MODEL["modalities"]
-        for head in MODEL["heads"]
+        backbone_path("features.npz").format(modality=member, seed=wildcards.seed)
+        for member in FUSIONS[wildcards.modality]
     ]
+
+
+def fusion_scores(wildcards):
+    """The scores of one head run of each of a fusion's modalities for one seed, in the fusion's order."""
+    return [
+        head_path("scores.npz").format(
+            modality=member, seed=wildcards.seed, head=wildcards.head
+        )
+        for member in FUSIONS[wildcards.modality]
+    ]
+
+
+def every_seed(pattern):
+    """An input function: `pattern` (with {seed}) for every seed of model.seeds, the other wildcards the job's."""
+
+    def paths(wildcards):
+        return expand(pattern, seed=SEEDS, **wildcards)
+
+    return paths
+
+
+def all_runs_over_seeds(name):
+    """`name` (metrics.json, per_class_ap.png) of every head run over the seeds: each modality's and
+    fusion's heads, and each fusion's late fusion of its modalities' heads."""
+    return [
+        *(
+            seeds_path(name).format(modality=modality, head=head)
+            for modality in HEAD_INPUTS
+            for head in MODEL["heads"]
+        ),
+        *(
+            seeds_path(name, late=True).format(modality=fusion, head=head)
+            for fusion in FUSIONS
+            for head in MODEL["heads"]
+        ),
+    ]
+
+
+def primary_head():
+    """model.primary as `cprcoach model summary --primary` takes it (nothing when no head is named)."""
+    primary = MODEL["primary"]
+    if primary is None:
+        return ""
+    names = (shlex.quote(primary[key]) for key in ("modality", "fusion", "head"))
+    return "--primary " + " ".join(names)
 
 
 def assess_inputs(wildcards):
     """What one recording's assessment reads: the modality's input as the pipeline made it
-    (pose track, RGB clip or flow), the backbone and, unless the backbone scores alone, the head;
+    (pose track, RGB clip or flow), the backbone and, unless the backbone scores alone, the head
+    (those of the first seed);
     for the coach report, the rescuer's pose track and the clip it was estimated on.
     """
     settings = MODEL["assess"]
@@ -211,13 +279,15 @@ def assess_inputs(wildcards):
     }[modality]
     inputs = {
         "prepared": prepared.format(**wildcards),
-        "backbone": backbone_path("backbone.pt").format(modality=modality),
+        "backbone": backbone_path("backbone.pt").format(
+            modality=modality, seed=SEEDS[0]
+        ),
         "pose": pose_path().format(**wildcards),
         "pose_clip": clip_path(POSE["clip"]).format(**wildcards),
     }
     if settings["head"] != BACKBONE_SOFTMAX:
         inputs["head"] = head_path("head.pt").format(
-            modality=modality, head=settings["head"]
+            modality=modality, seed=SEEDS[0], head=settings["head"]
         )
     return inputs
 
@@ -239,11 +309,8 @@ def get_final_output():
         f"{RESULTS}/shards/check.json",
         f"{RESULTS}/tables/dataset_stats.tsv",
         f"{RESULTS}/exports/cprcoach_2d.pkl",
-        *all_metrics(),
-        *[
-            head_path("per_class_ap.png").format(modality=modality, head=head)
-            for modality in MODEL["modalities"]
-            for head in MODEL["heads"]
-        ],
+        *all_runs_over_seeds("metrics.json"),
+        *all_runs_over_seeds("per_class_ap.png"),
         f"{RESULTS}/tables/model_summary.tsv",
+        f"{RESULTS}/tables/model_gains.tsv",
     ]

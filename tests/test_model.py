@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 from dataclasses import MISSING, fields
@@ -21,7 +22,7 @@ from cprcoach.classes import load_classes
 from cprcoach.config import schema_path
 from cprcoach.errors import CprCoachError
 from cprcoach.model.assess import assess_input
-from cprcoach.model.checkpoints import load_checkpoint, load_features, load_head
+from cprcoach.model.checkpoints import load_checkpoint, load_features, load_head, load_scores
 from cprcoach.model.cli import main
 from cprcoach.model.data import (
     SkeletonBatches,
@@ -35,7 +36,7 @@ from cprcoach.model.heads import CAHead, FCHead, SAHead, make_head, sinusoidal_p
 from cprcoach.model.imagine import CompositeSampler
 from cprcoach.model.metrics import average_precision, class_aps, fuse, mmit_map, score_report, top1
 from cprcoach.model.networks.stgcn import STGCN, STGCNConfig, spatial_partition
-from cprcoach.model.registry import ASSESS_METHODS, HEAD_NAMES, MODALITIES
+from cprcoach.model.registry import ASSESS_METHODS, FUSION_KINDS, FUSION_REGEX, HEAD_NAMES, MODALITIES
 from cprcoach.model.settings import HeadSettings, SkeletonSettings, VideoSettings
 from cprcoach.model.train import fit, fit_head, predict_head
 from cprcoach.pose.format import PoseTrack, write_pose
@@ -403,13 +404,35 @@ def test_commands_end_to_end(tmp_path, capsys):
 
     for head in ("fc", "ca"):
         metrics_path, plot = out / head / "metrics.json", out / head / "per_class_ap.png"
+        scores = out / head / "scores.npz"
         outputs = ["--metrics", str(metrics_path), "--plot", str(plot), "--checkpoint", str(out / head / "head.pt")]
-        settings = ["--settings", json.dumps({"imagine": {"epochs": 3}})]
-        main(["imagine", "--features", str(out / "features.npz"), "--head", head, *outputs, *settings])
+        settings = ["--settings", json.dumps({"imagine": {"epochs": 3}, "seeds": [4, 5]})]
+        main(
+            [
+                "imagine",
+                "--features",
+                str(out / "features.npz"),
+                "--head",
+                head,
+                *outputs,
+                "--scores",
+                str(scores),
+                *settings,
+            ]
+        )
         metrics = json.loads(metrics_path.read_text())
-        assert plot.stat().st_size > 1000 and metrics["head"] == head and metrics["seed"] == 0
+        assert plot.stat().st_size > 1000 and metrics["head"] == head and metrics["seed"] == 4  # the first seed
+        assert metrics["fusion"] == "none" and metrics["class_names"]["E01"] == TABLE.name("E01")
         assert set(metrics["baselines"]) == {"sigmoid", "backbone"}
         assert set(metrics["summary"]) == {head, "sigmoid", "backbone"}
+        timings = metrics["timings"]
+        assert metrics["summary"][head]["train_s"] == pytest.approx(
+            timings["backbone"]["train_s"] + timings["train_and_score_s"][head], abs=0.02
+        )
+        written = load_scores(scores)
+        assert set(written.scores) == {head, "sigmoid", "backbone"} and written.scores[head].shape == (len(sheet), C)
+        np.testing.assert_array_equal(written.video_id, features.video_id)
+        assert written.meta["seed"] == 4 and written.meta["head"] == head
         composite = metrics["composite"]
         assert composite["videos"]["n_videos"] == 18 and composite["fused"]["n_videos"] == 9
         assert set(composite["views"]) == {"V1", "V2"}
@@ -473,6 +496,11 @@ def test_the_schema_offers_the_registry_names():
     assert model["heads"]["items"]["enum"] == list(HEAD_NAMES)
     assert model["assess"]["properties"]["modality"]["enum"] == list(MODALITIES)
     assert model["assess"]["properties"]["head"]["enum"] == list(ASSESS_METHODS)
+    assert model["fusions"]["items"]["items"]["enum"] == list(MODALITIES)
+    primary = model["primary"]["oneOf"][1]["properties"]
+    assert primary["head"]["enum"] == list(HEAD_NAMES) and primary["fusion"]["enum"] == list(FUSION_KINDS)
+    assert re.fullmatch(primary["modality"]["pattern"].strip("^$"), "+".join(MODALITIES))
+    assert primary["modality"]["pattern"].strip("^$").replace("*", "+") == FUSION_REGEX  # a modality, or a fusion
 
 
 def test_the_settings_read_every_key_of_their_sections():

@@ -252,9 +252,9 @@ def test_assess_a_raw_recording_as_the_workflow_preprocessed_it(index, tmp_path)
     bundle = bundle_from_index(root / "shards" / "index.tsv", frames=16)
     skeleton = {"epochs": 1, "channels": [8], "strides": [1]}
     settings = ModelSettings.from_config({"skeleton": skeleton, "video": {"epochs": 1, "batch_size": 4, **TINY}})
-    run_skeleton_backbone(bundle, tmp_path / "s.pt", tmp_path / "s.npz", settings, CPU)
+    run_skeleton_backbone(bundle, tmp_path / "s.pt", tmp_path / "s.npz", settings, 0, CPU)
     for modality in ("rgb", "flow"):
-        run_video_backbone(modality, index, tmp_path / f"{modality}.pt", tmp_path / f"{modality}.npz", settings, CPU)
+        run_video_backbone(modality, index, tmp_path / f"{modality}.pt", tmp_path / f"{modality}.npz", settings, 0, CPU)
     for modality, tolerance in (("skeleton", 1e-4), ("flow", 1e-4), ("rgb", 0.02)):
         checkpoint = tmp_path / ("s.pt" if modality == "skeleton" else f"{modality}.pt")
         features = load_features(checkpoint.with_suffix(".npz"))

@@ -49,9 +49,19 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 def model_jobs(config: dict) -> dict[str, int]:
-    """The model stage retrains on every change of the data: a backbone per modality, a run per head."""
-    modalities, heads = len(config["model"]["modalities"]), len(config["model"]["heads"])
-    return {"backbone": modalities, "imagine_head": modalities * heads}
+    """The model stage retrains on every change of the data: per seed a backbone per modality, a run per
+    head of each modality and fusion, the fusions' joined features and late fusions; then every run over
+    the seeds."""
+    model = config["model"]
+    modalities, heads, fusions, seeds = (len(model[key]) for key in ("modalities", "heads", "fusions", "seeds"))
+    return {
+        "backbone": modalities * seeds,
+        "fused_features": fusions * seeds,
+        "imagine_head": (modalities + fusions) * heads * seeds,
+        "late_fusion": fusions * heads * seeds,
+        "head_over_seeds": (modalities + fusions) * heads,
+        "late_fusion_over_seeds": fusions * heads,
+    }
 
 
 def planned_jobs(workdir: Path) -> dict[str, int]:
@@ -149,21 +159,40 @@ def test_full_run_then_incremental_rebuild(project):
 
 
 def check_model_outputs(results: Path, config: dict, composites: int) -> None:
-    """Every modality's backbone and head runs wrote metrics, plots and weights; the summary lists them."""
-    for modality in config["model"]["modalities"]:
-        for head in config["model"]["heads"]:
-            folder = results / "model" / modality / head
-            metrics = json.loads((folder / "metrics.json").read_text())
-            assert metrics["modality"] == modality and metrics["head"] == head
-            assert set(metrics["summary"]) == {head, "sigmoid", "backbone"}
-            assert metrics["composite"]["videos"]["n_videos"] == composites
-            assert set(metrics["composite"]["views"]) == set(config["views"])
-            assert 0 <= metrics["composite"]["fused"]["mAP"] <= 1
+    """Every modality's and fusion's head runs wrote per-seed metrics, scores and weights, and their
+    metrics over the seeds with an AP plot; the summary lists every method, the gains every head."""
+    model = config["model"]
+    fusions = ["+".join(members) for members in model["fusions"]]
+    runs = (
+        [(m, "none") for m in model["modalities"]] + [(f, "features") for f in fusions] + [(f, "late") for f in fusions]
+    )
+    for modality, fusion in runs:
+        for head in model["heads"]:
+            folder = results / "model" / modality / head / ("late" if fusion == "late" else "")
+            over_seeds = json.loads((folder / "metrics.json").read_text())
+            assert (over_seeds["modality"], over_seeds["fusion"], over_seeds["head"]) == (modality, fusion, head)
+            assert over_seeds["seeds"] == model["seeds"]
+            figure = over_seeds["summary"][head]["composite_mAP_fused"]
+            assert len(figure["values"]) == len(model["seeds"]) and 0 <= figure["mean"] <= 1 and figure["std"] >= 0
             assert (folder / "per_class_ap.png").read_bytes()[:4] == b"\x89PNG"
-            assert (folder / "head.pt").stat().st_size > 0
+            for seed in model["seeds"]:
+                run = results / "model" / modality / f"seed{seed}" / head
+                metrics = json.loads(((run / "late") if fusion == "late" else run).joinpath("metrics.json").read_text())
+                assert metrics["seed"] == seed and set(metrics["summary"]) == {head, "sigmoid", "backbone"}
+                assert metrics["composite"]["videos"]["n_videos"] == composites
+                assert set(metrics["composite"]["views"]) == set(config["views"])
+                if fusion != "late":
+                    assert (run / "head.pt").stat().st_size > 0 and (run / "scores.npz").stat().st_size > 0
     summary = pd.read_csv(results / "tables" / "model_summary.tsv", sep="\t")
-    runs = len(config["model"]["modalities"]) * len(config["model"]["heads"])
-    assert len(summary) == 3 * runs and summary["imagination"].sum() == runs
+    assert len(summary) == 3 * len(runs) * len(model["heads"]) and summary["imagination"].sum() == len(runs) * len(
+        model["heads"]
+    )
+    assert (summary["seeds"] == len(model["seeds"])).all() and summary["composite_mAP_fused_std"].notna().all()
+    gains = pd.read_csv(results / "tables" / "model_gains.tsv", sep="\t")
+    assert (gains["comparison"] == "imagination").sum() == 2 * len(runs) * len(model["heads"])
+    fused_heads = 2 * sum(len(members) for members in model["fusions"]) * len(model["heads"])  # features, late
+    assert (gains["comparison"] == "fusion").sum() == fused_heads
+    assert gains["primary"].sum() == 2 and (gains["comparison"] == "best").sum() == (1 if fusions else 0)
 
 
 def test_assess_rule_scores_one_recording(project):

@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 
 from cprcoach.errors import ConfigError
+from cprcoach.model.registry import fusion_name
 
 
 def schema_path() -> Path:
@@ -44,11 +45,36 @@ def _problems(schema: dict[str, Any], instance: Any, prefix: str = "") -> list[s
 def _cross_problems(config: dict[str, Any]) -> list[str]:
     """What the schema cannot say: keys that must name another key's entries."""
     clips = config.get("video", {}).get("clips", {})
-    return [
+    problems = [
         f"{stage}.clip: {config[stage]['clip']!r} is not a clip of video.clips ({', '.join(clips)})"
         for stage in ("flow", "pose")
         if config.get(stage, {}).get("clip") not in clips
     ]
+    return problems + _model_problems(config["model"])
+
+
+def _model_problems(model: dict[str, Any]) -> list[str]:
+    """Fusions of trained modalities only, and a primary head the run trains."""
+    modalities = model["modalities"]
+    problems = [
+        f"model.fusions: {fusion_name(members)} fuses {', '.join(m for m in members if m not in modalities)}, "
+        f"not in model.modalities ({', '.join(modalities)})"
+        for members in model["fusions"]
+        if not set(members) <= set(modalities)
+    ]
+    primary = model["primary"]
+    if primary is None:
+        return problems
+    fusions = [fusion_name(members) for members in model["fusions"]]
+    if primary["fusion"] == "none" and primary["modality"] not in modalities:
+        problems.append(f"model.primary.modality: {primary['modality']} is not in model.modalities")
+    if primary["fusion"] != "none" and primary["modality"] not in fusions:
+        problems.append(
+            f"model.primary.modality: {primary['modality']} is not one of model.fusions ({', '.join(fusions) or 'none'})"
+        )
+    if primary["head"] not in model["heads"]:
+        problems.append(f"model.primary.head: {primary['head']} is not in model.heads")
+    return problems
 
 
 def validate_config(config: dict[str, Any], source: str | Path = "config") -> dict[str, Any]:

@@ -2,5 +2,5 @@
 and flow), ImagineNet heads on their features, scoring on the composite videos, assessment.
 
 Commands (`cprcoach model COMMAND`, or `python -m cprcoach.model COMMAND`): backbone, imagine,
-summary, assess (also `cprcoach assess`).
+join, late, seeds, summary, assess (also `cprcoach assess`).
 """

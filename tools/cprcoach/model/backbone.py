@@ -149,6 +149,7 @@ def run_skeleton_backbone(
     checkpoint: str | Path,
     features_path: str | Path,
     settings: ModelSettings,
+    seed: int,
     device: torch.device,
     classes_path: str | Path | None = None,
 ) -> Features:
@@ -167,9 +168,9 @@ def run_skeleton_backbone(
     labels = {"multi_hot": bundle.multi_hot, **{name: getattr(bundle, name) for name in TEXT_FIELDS}}
 
     def train_network() -> tuple[STGCN, list[dict]]:
-        seed_everything(settings.seed)
+        seed_everything(seed)
         model = STGCN(config)
-        batches = SkeletonBatches(train.x, train.class_index, skeleton.batch_size, skeleton.crop, settings.seed, device)
+        batches = SkeletonBatches(train.x, train.class_index, skeleton.batch_size, skeleton.crop, seed, device)
         return model, fit(model, batches, skeleton, device)
 
     return train_and_write(
@@ -177,7 +178,7 @@ def run_skeleton_backbone(
         lambda: skeleton_inputs(bundle.x, SKELETON_EXTRACT_BATCH),
         labels,
         table,
-        run_description("skeleton", {"frames": bundle.frames}, skeleton, settings.seed, device),
+        run_description("skeleton", {"frames": bundle.frames}, skeleton, seed, device),
         checkpoint,
         features_path,
         device,
@@ -190,6 +191,7 @@ def run_video_backbone(
     checkpoint: str | Path,
     features_path: str | Path,
     settings: ModelSettings,
+    seed: int,
     device: torch.device,
     classes_path: str | Path | None = None,
 ) -> Features:
@@ -213,9 +215,9 @@ def run_video_backbone(
     )
 
     def train_network() -> tuple[TSN, list[dict]]:
-        seed_everything(settings.seed)
+        seed_everything(seed)
         model = TSN(config)
-        batches = tsn_batches(config, train, video.batch_size, video.workers, settings.seed, device)
+        batches = tsn_batches(config, train, video.batch_size, video.workers, seed, device)
         return model, fit(model, batches, video, device)
 
     return train_and_write(
@@ -223,7 +225,7 @@ def run_video_backbone(
         lambda: tsn_inputs(config, index, TSN_EXTRACT_BATCH, video.workers),
         labels,
         table,
-        run_description(modality, {"segments": config.segments, "length": config.length}, video, settings.seed, device),
+        run_description(modality, {"segments": config.segments, "length": config.length}, video, seed, device),
         checkpoint,
         features_path,
         device,
@@ -243,6 +245,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--checkpoint", type=Path, required=True, help="backbone checkpoint to write (.pt)")
     parser.add_argument("--features", type=Path, required=True, help="features of every video to write (.npz)")
     add_settings_argument(parser, "model")
+    parser.add_argument("--seed", type=int, help="the run's seed (default: the first of model.seeds)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -265,12 +268,13 @@ def run(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = ModelSettings.from_config(args.settings)
+    seed = settings.seeds[0] if args.seed is None else args.seed
     device = resolve_device(settings.device)
     if args.modality == "skeleton":
         bundle = load_bundle(args, settings.skeleton.frames)
-        run_skeleton_backbone(bundle, args.checkpoint, args.features, settings, device, args.classes)
+        run_skeleton_backbone(bundle, args.checkpoint, args.features, settings, seed, device, args.classes)
         return
     if args.index is None:
         raise CprCoachError(f"the {args.modality} backbone reads the shards", fix="pass --index INDEX")
     index = read_index(args.index)
-    run_video_backbone(args.modality, index, args.checkpoint, args.features, settings, device, args.classes)
+    run_video_backbone(args.modality, index, args.checkpoint, args.features, settings, seed, device, args.classes)

@@ -15,6 +15,13 @@ Features file (.npz, one row per video in sample-sheet order):
   multi_hot  (N, 14) uint8         labels
   video_id, participant, view, label, take, split   text, from the sample sheet
   meta       0-d str               JSON: modality, checkpoint, classes, input, seed, timings
+A fusion's joined features (cprcoach.model.join) are a features file too, its meta naming the members.
+
+Scores file (.npz, one head run's probabilities of every video, what late fusion combines):
+  scores     (M, N, 14) float32    every method's probabilities, in the order of `methods`
+  methods    (M,) str              the methods (the head and its baselines)
+  multi_hot, video_id, participant, view, label, take, split   as in the features file
+  meta       0-d str               JSON: modality, head, seed, classes, seconds per method (train_s)
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from cprcoach.model.registry import ARCHITECTURES, HEADS
 CHECKPOINT_FORMAT = "cprcoach-backbone/2"
 HEAD_FORMAT = "cprcoach-head/2"
 FEATURES_FORMAT = "cprcoach-features/2"
+SCORES_FORMAT = "cprcoach-scores/1"
 
 
 # --- any checkpoint -----------------------------------------------------------------------------------
@@ -103,12 +111,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
 
 
 @dataclass
-class Features:
-    """The backbone's view of every video (see the module docstring)."""
+class VideoLabels:
+    """Every video's labels and sample-sheet fields, in sample-sheet order: what features and scores share."""
 
-    pooled: np.ndarray
-    tokens: np.ndarray
-    logits: np.ndarray
     multi_hot: np.ndarray
     video_id: np.ndarray
     participant: np.ndarray
@@ -116,10 +121,9 @@ class Features:
     label: np.ndarray
     take: np.ndarray
     split: np.ndarray
-    meta: dict[str, Any]
 
     def __len__(self) -> int:
-        return len(self.pooled)
+        return len(self.multi_hot)
 
     @property
     def is_single(self) -> np.ndarray:
@@ -130,25 +134,74 @@ class Features:
         """One key per recording: the views of a participant's take of a class share it."""
         return np.char.add(np.char.add(np.char.add(self.participant, "/"), np.char.add(self.label, "/")), self.take)
 
+    def labels(self) -> dict[str, np.ndarray]:
+        """The label fields by name, to build another file's dataclass on the same videos."""
+        return {f.name: getattr(self, f.name) for f in fields(VideoLabels)}
+
+
+@dataclass
+class Features(VideoLabels):
+    """The backbone's view of every video (see the module docstring)."""
+
+    pooled: np.ndarray
+    tokens: np.ndarray
+    logits: np.ndarray
+    meta: dict[str, Any]
+
+
+@dataclass
+class Scores(VideoLabels):
+    """One head run's probabilities of every video, per method (see the module docstring)."""
+
+    scores: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def save_arrays(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any], file_format: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays, meta=np.array(json.dumps({"format": file_format, **meta})))
+
+
+def load_arrays(path: str | Path, names: list[str], file_format: str, fix: str) -> tuple[dict[str, np.ndarray], dict]:
+    """The named arrays of an .npz written by save_arrays, and its meta; the format is checked."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in [*names, "meta"]}
+    except (OSError, KeyError, ValueError) as error:
+        raise CprCoachError(f"not a readable {file_format} file ({error})", path=path, fix=fix) from None
+    meta = json.loads(str(arrays.pop("meta")))
+    if meta.get("format") != file_format:
+        raise CprCoachError(f"not a {file_format} file ({meta.get('format')!r})", path=path, fix=fix)
+    return arrays, meta
+
 
 def save_features(path: str | Path, features: Features) -> None:
     arrays = {f.name: getattr(features, f.name) for f in fields(features) if f.name != "meta"}
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **arrays, meta=np.array(json.dumps({"format": FEATURES_FORMAT, **features.meta})))
+    save_arrays(path, arrays, features.meta, FEATURES_FORMAT)
 
 
 def load_features(path: str | Path) -> Features:
-    path = Path(path)
-    fix = "rerun `cprcoach model backbone`"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {f.name: data[f.name] for f in fields(Features)}
-    except (OSError, KeyError, ValueError) as error:
-        raise CprCoachError(f"not a readable features file ({error})", path=path, fix=fix) from None
-    meta = json.loads(str(arrays.pop("meta")))
-    if meta.get("format") != FEATURES_FORMAT:
-        raise CprCoachError(f"not a {FEATURES_FORMAT} file", path=path, fix=fix)
+    names = [f.name for f in fields(Features) if f.name != "meta"]
+    arrays, meta = load_arrays(path, names, FEATURES_FORMAT, "rerun `cprcoach model backbone`")
     return Features(meta=meta, **arrays)
+
+
+def save_scores(path: str | Path, scores: Scores) -> None:
+    methods = list(scores.scores)
+    arrays = {
+        **scores.labels(),
+        "methods": np.array(methods, dtype=str),
+        "scores": np.stack([scores.scores[m] for m in methods]).astype(np.float32),
+    }
+    save_arrays(path, arrays, scores.meta, SCORES_FORMAT)
+
+
+def load_scores(path: str | Path) -> Scores:
+    names = [*(f.name for f in fields(VideoLabels)), "methods", "scores"]
+    arrays, meta = load_arrays(path, names, SCORES_FORMAT, "rerun `cprcoach model imagine` with --scores")
+    methods, scores = arrays.pop("methods"), arrays.pop("scores")
+    return Scores(scores={str(m): s for m, s in zip(methods, scores, strict=True)}, meta=meta, **arrays)
 
 
 # --- heads ----------------------------------------------------------------------------------------------

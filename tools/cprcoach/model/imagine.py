@@ -37,9 +37,9 @@ import torch
 from cprcoach.atomic import write_json_atomic
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.logs import setup_logging
-from cprcoach.model.checkpoints import Features, load_features, save_head
+from cprcoach.model.checkpoints import Features, Scores, load_features, save_head, save_scores
 from cprcoach.model.heads import load_release_fc, make_head
-from cprcoach.model.metrics import score_report
+from cprcoach.model.metrics import headline_figures, score_report
 from cprcoach.model.plots import plot_class_ap
 from cprcoach.model.registry import BACKBONE_SOFTMAX, BASELINES, HEADS, METHODS
 from cprcoach.model.settings import HeadSettings, ModelSettings
@@ -179,36 +179,26 @@ def train_method(
     return head, predict_head(head, inputs, HEADS[kind].copies), history
 
 
-def summary_figures(report: dict[str, Any]) -> dict[str, float | None]:
-    """One method's headline figures: composite mAP and mmit-mAP per video and fused, fused by
-    composite order, and the held-out single top-1."""
-    figures = {
-        "composite_mAP": report["composite"]["videos"]["mAP"],
-        "composite_mmit_mAP": report["composite"]["videos"]["mmit_mAP"],
-        "composite_mAP_fused": report["composite"]["fused"]["mAP"],
-        "composite_mmit_mAP_fused": report["composite"]["fused"]["mmit_mAP"],
-    }
-    for order, figures_of_order in report["composite_by_order"].items():
-        figures[f"mAP_fused_{order}_errors"] = figures_of_order["fused"]["mAP"]
-        figures[f"mmit_mAP_fused_{order}_errors"] = figures_of_order["fused"]["mmit_mAP"]
-    figures["single_top1"] = report["single_top1"]["videos"]["top1"]
-    figures["single_top1_fused"] = report["single_top1"]["fused"]["top1"]
-    return figures
+def backbone_seconds(features: Features) -> float:
+    """The training time of the backbone (or backbones, for joined features) the features come from."""
+    return float((features.meta.get("timings") or {}).get("train_s", 0.0))
 
 
 def run_imagine(
     features_path: str | Path,
     kind: str,
     metrics_path: str | Path,
-    plot_path: str | Path,
     settings: HeadSettings,
     seed: int,
     device: torch.device,
+    plot_path: str | Path | None = None,
+    scores_path: str | Path | None = None,
     checkpoint: str | Path | None = None,
     baselines: bool = True,
     release_checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train `kind` (and the baselines), score every method on the test videos, write metrics, plot, head.
+    """Train `kind` (and the baselines), score every method on the test videos; write the metrics and,
+    when given, the per-class AP plot, every method's scores (for late fusion) and the trained head.
 
     With `release_checkpoint` (kind fc), the release's ImagineNet-FC weights are scored instead of
     training the fc head.
@@ -225,11 +215,12 @@ def run_imagine(
         log.warning("the features hold no composite videos: no mAP can be computed")
     extra = [m for m in BASELINES if m != kind] if baselines and kind != BACKBONE_SOFTMAX else []
     methods = [kind, *extra]
-    reports, timings = {}, {}
+    reports, timings, all_scores = {}, {}, {}
     for method in methods:
         started = time.perf_counter()
         head, scores, history = train_method(method, features, settings, seed, device, release_checkpoint)
         timings[method] = round(time.perf_counter() - started, 2)
+        all_scores[method] = scores
         reports[method] = score_report(
             scores, features.multi_hot, features.view, features.recording, composite, heldout, codes
         )
@@ -249,9 +240,14 @@ def run_imagine(
             if checkpoint is not None:
                 saved = "fc" if kind == RELEASE_FC else kind
                 save_head(checkpoint, saved, head, features, head_inputs(saved, features).shape[-1])
+    # A method's time: its backbones' training and its own (the backbone softmax's is the backbones' alone).
+    train_s = {m: round(backbone_seconds(features) + timings[m], 2) for m in methods}
     train = (features.split == "train") & features.is_single
+    modality = features.meta.get("modality")
     metrics = {
-        "modality": features.meta.get("modality"),
+        "modality": modality,
+        "fusion": features.meta.get("fusion", "none"),
+        "members": features.meta.get("members"),
         "head": kind,
         "features": str(features_path),
         "features_source": features.meta.get("source", "cprcoach model backbone"),
@@ -268,24 +264,36 @@ def run_imagine(
             "singles_as_pairs": True,
             "test_copies": HEADS[kind].copies,
         },
+        "class_names": dict(zip(codes, features.meta.get("class_names", []), strict=False)),
         "n_train_videos": int(train.sum()),
         "n_composite_videos": int(composite.sum()),
         "n_heldout_single_videos": int(heldout.sum()),
         "device": str(device),
-        "timings": {"train_and_score_s": timings, "backbone": features.meta.get("timings")},
+        "timings": {"train_and_score_s": timings, "backbone": features.meta.get("timings"), "train_s": train_s},
         **reports[kind],
         "baselines": {m: reports[m] for m in methods[1:]},
-        "summary": {m: summary_figures(r) for m, r in reports.items()},
+        "summary": {m: {**headline_figures(r), "train_s": train_s[m]} for m, r in reports.items()},
     }
     write_json_atomic(metrics_path, metrics)
-    plot_class_ap(
-        {TITLES[m]: reports[m]["composite"]["fused"]["per_class_AP"] for m in methods},
-        {TITLES[m]: reports[m]["composite"]["fused"]["mAP"] for m in methods},
-        plot_path,
-        f"{features.meta.get('modality')}: per-class AP on composite videos (fused over views)",
-        dict(zip(codes, features.meta.get("class_names", []), strict=False)),
-    )
-    log.info("-> %s, %s", metrics_path, plot_path)
+    if scores_path is not None:
+        meta = {
+            "modality": modality,
+            "head": kind,
+            "seed": seed,
+            "classes": codes,
+            "class_names": features.meta.get("class_names", []),
+            "train_s": train_s,
+        }
+        save_scores(scores_path, Scores(scores=all_scores, meta=meta, **features.labels()))
+    if plot_path is not None:
+        plot_class_ap(
+            {TITLES[m]: reports[m]["composite"]["fused"]["per_class_AP"] for m in methods},
+            {TITLES[m]: reports[m]["composite"]["fused"]["mAP"] for m in methods},
+            plot_path,
+            f"{modality}: per-class AP on composite videos (fused over views)",
+            metrics["class_names"],
+        )
+    log.info("-> %s", ", ".join(str(p) for p in (metrics_path, scores_path, plot_path, checkpoint) if p is not None))
     return metrics
 
 
@@ -294,7 +302,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--features", type=Path, required=True, help="features of `cprcoach model backbone` (.npz)")
     parser.add_argument("--head", choices=METHODS, required=True, help="the method to train and score")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--plot", type=Path, required=True, help="per-class AP bar plot to write (.png)")
+    parser.add_argument("--plot", type=Path, help="per-class AP bar plot to write (.png)")
+    parser.add_argument(
+        "--scores", type=Path, help="every method's scores of every video to write (.npz), for late fusion"
+    )
     parser.add_argument("--checkpoint", type=Path, help="trained head to write (.pt), for `cprcoach model assess`")
     parser.add_argument("--no-baselines", action="store_true", help="score only --head")
     parser.add_argument(
@@ -303,6 +314,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="with --head fc: score the release's ImagineNet-FC weights (ST-GCN_pre-trained.pth) instead of training",
     )
     add_settings_argument(parser, "model")
+    parser.add_argument("--seed", type=int, help="the run's seed (default: the first of model.seeds)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -320,10 +332,11 @@ def run(args: argparse.Namespace) -> None:
         args.features,
         args.head,
         args.metrics,
-        args.plot,
         settings.imagine,
-        settings.seed,
+        settings.seeds[0] if args.seed is None else args.seed,
         resolve_device(settings.device),
+        plot_path=args.plot,
+        scores_path=args.scores,
         checkpoint=args.checkpoint,
         baselines=not args.no_baselines,
         release_checkpoint=args.release_checkpoint,

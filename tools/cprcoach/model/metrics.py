@@ -136,3 +136,20 @@ def score_report(
             "fused": multilabel_summary(fused_y, fused_s, codes),
         }
     return report
+
+
+def headline_figures(report: dict) -> dict[str, float | None]:
+    """One method's headline figures from its score_report: composite mAP and mmit-mAP per video and
+    fused, fused by composite order, and the held-out single top-1."""
+    figures = {
+        "composite_mAP": report["composite"]["videos"]["mAP"],
+        "composite_mmit_mAP": report["composite"]["videos"]["mmit_mAP"],
+        "composite_mAP_fused": report["composite"]["fused"]["mAP"],
+        "composite_mmit_mAP_fused": report["composite"]["fused"]["mmit_mAP"],
+    }
+    for order, figures_of_order in report["composite_by_order"].items():
+        figures[f"mAP_fused_{order}_errors"] = figures_of_order["fused"]["mAP"]
+        figures[f"mmit_mAP_fused_{order}_errors"] = figures_of_order["fused"]["mmit_mAP"]
+    figures["single_top1"] = report["single_top1"]["videos"]["top1"]
+    figures["single_top1_fused"] = report["single_top1"]["fused"]["top1"]
+    return figures

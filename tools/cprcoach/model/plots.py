@@ -1,4 +1,5 @@
-"""The per-class AP bar plot: ImagineNet beside the baselines, one group of bars per error class."""
+"""The per-class AP bar plot: ImagineNet beside the baselines, one group of bars per error class
+(with error bars where the AP is a mean over seeds)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ def plot_class_ap(
     path: str | Path,
     title: str,
     names: Mapping[str, str] | None = None,
+    errors: Mapping[str, Mapping[str, float | None]] | None = None,
 ) -> None:
     """methods: name -> {class code: AP or None}; classes with no AP in any method are left out.
-    `names` (code -> official name) labels the classes under their codes."""
+    `names` (code -> official name) labels the classes under their codes; `errors` (name -> {code:
+    standard deviation or None}) draws error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +33,9 @@ def plot_class_ap(
         positions = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(codes))]
         score = maps.get(name)
         label = f"{name} (mAP {score:.3f})" if score is not None else name
-        axes.bar(positions, [aps.get(c) or 0.0 for c in codes], width, label=label)
+        spread = (errors or {}).get(name)
+        yerr = [spread.get(c) or 0.0 for c in codes] if spread else None
+        axes.bar(positions, [aps.get(c) or 0.0 for c in codes], width, label=label, yerr=yerr, capsize=2)
     names = names or {}
     labels = [f"{c}\n" + "\n".join(textwrap.wrap(names[c], 12)) if c in names else c for c in codes]
     axes.set_xticks(range(len(codes)), labels, fontsize=7)

@@ -54,6 +54,22 @@ BACKBONES = {
 MODALITIES = tuple(BACKBONES)
 
 
+# A fusion of modalities is named by its members joined with this (rgb+flow): its folder and summary rows.
+FUSION_SEPARATOR = "+"
+
+
+def fusion_name(members: list[str] | tuple[str, ...]) -> str:
+    return FUSION_SEPARATOR.join(members)
+
+
+# A fusion's name as a regular expression (the Snakefile's wildcard constraint).
+FUSION_REGEX = rf"({'|'.join(MODALITIES)})(\{FUSION_SEPARATOR}({'|'.join(MODALITIES)}))+"
+
+# How a summary row's scores were made: one modality's, or a fusion's, late (of the modalities'
+# probabilities) or on features (a head trained on the modalities' joined features).
+FUSION_KINDS = ("none", "features", "late")
+
+
 def modalities_of(architecture: str) -> tuple[str, ...]:
     """The modalities one architecture serves (tsn: rgb and flow)."""
     return tuple(name for name, backbone in BACKBONES.items() if backbone.architecture == architecture)

@@ -1,7 +1,8 @@
 """config.yaml's model section as the model commands read it, one frozen dataclass per sub-section.
 
 Every command takes the whole section (`--settings`, cprcoach.settings) and reads its part; the
-schema holds every default. The section's workflow keys (modalities, heads, threads) are left out.
+schema holds every default. The section's workflow keys (modalities, heads, fusions, primary, threads)
+are left out; of the seeds, each job trains with one (`--seed`, default the first).
 """
 
 from __future__ import annotations
@@ -83,12 +84,12 @@ class AssessSettings:
 
 @dataclass(frozen=True)
 class ModelSettings(ConfigSection):
-    """The model section: the device and seed every command shares, and each command's part."""
+    """The model section: the device and seeds every command shares, and each command's part."""
 
     SECTION = "model"
 
     device: str
-    seed: int
+    seeds: list[int]
     skeleton: SkeletonSettings
     video: VideoSettings
     imagine: HeadSettings
