@@ -130,7 +130,7 @@ def video_factory(tmp_path):
 
 
 # Keys whose values differ between two runs of one configuration: durations and dates.
-VOLATILE_KEYS = {"seconds", "pairs_per_second", "timings", "created"}
+VOLATILE_KEYS = {"seconds", "pairs_per_second", "timings", "created", "train_s"}
 
 
 def meaning(value, results: Path):
@@ -175,6 +175,12 @@ def content(path: Path):
         return tree
     if path.suffix == ".json":
         return json.loads(path.read_text())
+    if path.suffix in (".tsv", ".md"):  # tables: their training-time columns are durations
+        rows = [line.split("\t" if path.suffix == ".tsv" else "|") for line in path.read_text().splitlines()]
+        timed = {
+            i for i, cell in enumerate(rows[0] if rows else []) if cell.strip() in ("train_s", "train_s_std", "train s")
+        }
+        return [[cell for i, cell in enumerate(row) if i not in timed] for row in rows]
     if path.suffix == ".pkl":
         with path.open("rb") as handle:
             return pickle.load(handle)
