@@ -15,6 +15,7 @@ rule resized_clips:
         "../envs/video.yaml"
     threads: VIDEO["threads"]
     resources:
+        nvdec=1 if VIDEO["decoder"] == "nvdec" else 0,
         mem_mb=3000,
         runtime=120,
     params:

@@ -16,6 +16,7 @@ STAGES = {
     "model": ("cprcoach.model.cli", "backbones, ImagineNet heads, scoring, assessment", "main"),
     "assess": ("cprcoach.model.assess", "the errors and probabilities of one recording", "main"),
     "workflow": ("cprcoach.workflow", "snakemake ARGS, resumable after a crash or a kill", "main"),
+    "gpu-check": ("cprcoach.bench.node", "the workflow stage by stage on a GPU node, projected to all of CPR-Coach"),
 }
 
 

@@ -44,12 +44,18 @@ def _problems(schema: dict[str, Any], instance: Any, prefix: str = "") -> list[s
 
 def _cross_problems(config: dict[str, Any]) -> list[str]:
     """What the schema cannot say: keys that must name another key's entries."""
-    clips = config.get("video", {}).get("clips", {})
+    video = config.get("video", {})
+    clips = video.get("clips", {})
     problems = [
         f"{stage}.clip: {config[stage]['clip']!r} is not a clip of video.clips ({', '.join(clips)})"
         for stage in ("flow", "pose")
         if config.get(stage, {}).get("clip") not in clips
     ]
+    if video.get("decoder") == "nvdec" and video["encoder"]["scale_flags"] != "area":
+        problems.append(
+            f"video.encoder.scale_flags: the GPU decoder (video.decoder: nvdec) scales with the area filter,"
+            f" not {video['encoder']['scale_flags']}; set it to area, or video.decoder to cpu"
+        )
     return problems + _model_problems(config["model"])
 
 

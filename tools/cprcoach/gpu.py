@@ -5,6 +5,10 @@ each one gets, and plain `cuda` is always the first. So a job that asks for `cud
 first device no other cprcoach job holds: an exclusive lock (flock) on a file named after the
 device's UUID, held until the process exits, when the kernel releases it, crash or not. Under
 SLURM, `--gpus=1` already leaves each job one visible device, which it finds free.
+
+Decoding on the GPU's video engines (video.decoder: nvdec) is a second pool: several decode jobs
+share one GPU (video.nvdec.sessions_per_gpu), each holding one of its slots, and they run beside
+the compute jobs, which need the GPU's cores rather than its decoders.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from cprcoach.errors import CprCoachError
 
 log = logging.getLogger(__name__)
 
-# This process's device and its lock file: open for as long as it runs.
-_held: list[tuple[str, IO[str]]] = []
+COMPUTE = "compute"  # flow and model jobs: one per GPU
+NVDEC = "nvdec"  # resize jobs that decode on the GPU: video.nvdec.sessions_per_gpu per GPU
+
+# This process's claims, (pool, device) with its lock file: open for as long as it runs.
+_held: list[tuple[tuple[str, str], IO[str]]] = []
 
 
 def lock_dir() -> Path:
@@ -37,40 +44,63 @@ def device_ids() -> list[str]:
     return [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
 
 
-def claim_cuda_device(ids: Sequence[str] | None = None, folder: str | Path | None = None) -> str:
-    """`cuda:I` for the first visible device (ids in visible order) that no other job holds; the
-    claim lasts until this process ends, and later calls in the process return the same device."""
-    if _held:
-        return _held[0][0]
+def lock_name(device: str, pool: str, slot: int) -> str:
+    """The lock file of one slot of a device's pool; a compute claim keeps the plain UUID name."""
+    return f"{device}.lock" if pool == COMPUTE else f"{device}.{pool}{slot}.lock"
+
+
+def claim_cuda_device(
+    ids: Sequence[str] | None = None,
+    folder: str | Path | None = None,
+    *,
+    pool: str = COMPUTE,
+    slots: int = 1,
+    setting: str = "flow.device and model.device",
+) -> str:
+    """`cuda:I` for the first visible device (ids in visible order) with a slot of `pool` that no
+    other job holds; with several slots, the first slot of every device is tried before the second,
+    so jobs spread over the GPUs. The claim lasts until this process ends, and later calls in the
+    process return the same device. `setting` names the config key that asked for the GPU."""
+    for (held_pool, device), _ in _held:
+        if held_pool == pool:
+            return device
     ids = device_ids() if ids is None else list(ids)
     if not ids:
         raise CprCoachError(
-            "a CUDA device was asked for, but PyTorch sees none", fix="set flow.device and model.device to cpu"
+            f"a CUDA device was asked for ({setting}), but PyTorch sees none",
+            fix=f"set {setting} to cpu, or run this job on a machine with an NVIDIA GPU and driver",
         )
     folder = Path(folder) if folder is not None else lock_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for index, device in enumerate(ids):
-            # Append mode: opening must not wipe the holder's PID before the lock is tried.
-            handle = open(folder / f"{device}.lock", "a")  # noqa: SIM115 - held open: the lock lives with it
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            handle.truncate(0)
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            _held.append((f"cuda:{index}", handle))
-            log.info("claimed GPU %d (%s)", index, device)
-            return f"cuda:{index}"
+        for slot in range(slots):
+            for index, device in enumerate(ids):
+                # Append mode: opening must not wipe the holder's PID before the lock is tried.
+                handle = open(folder / lock_name(device, pool, slot), "a")  # noqa: SIM115 - held open: the lock lives with it
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                handle.truncate(0)
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+                _held.append(((pool, f"cuda:{index}"), handle))
+                log.info("claimed GPU %d (%s) for %s, slot %d", index, device, pool, slot)
+                return f"cuda:{index}"
     except OSError as error:
         raise CprCoachError(
             f"cannot use the GPU lock files ({error})",
             path=folder,
             fix="set CPRCOACH_GPU_LOCKS to a folder you can write",
         ) from None
+    if pool == COMPUTE:
+        raise CprCoachError(
+            f"all {len(ids)} visible GPUs are held by other cprcoach jobs (locks in {folder})",
+            fix="run with --resources gpu=N, N at most the number of GPUs (profiles/workstation sets it)",
+        )
     raise CprCoachError(
-        f"all {len(ids)} visible GPUs are held by other cprcoach jobs (locks in {folder})",
-        fix="run with --resources gpu=N, N at most the number of GPUs (profiles/workstation sets it)",
+        f"all {slots * len(ids)} {pool} slots of the {len(ids)} visible GPUs are held by other cprcoach jobs"
+        f" (locks in {folder})",
+        fix=f"run with --resources {pool}=N, N at most {slots} times the number of GPUs (profiles/workstation sets it)",
     )

@@ -7,6 +7,7 @@ same threads, and the figure that matters is the ratio of their times measured i
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -17,8 +18,8 @@ from pathlib import Path
 from cprcoach.logs import setup_logging
 from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.ffmpeg import ffmpeg_exe
-from cprcoach.video.probe import PROBE_SUFFIX, clip_beside, probe_video
-from cprcoach.video.resize import ClipSpec, parse_clip_size
+from cprcoach.video.probe import PROBE_SUFFIX, probe_video
+from cprcoach.video.resize import VideoSettings
 
 TARGET_RATIO = 1.2
 
@@ -31,13 +32,20 @@ def source_clip(folder: Path, width: int, height: int, seconds: float) -> Path:
     return path
 
 
+def clip_size(text: str) -> tuple[str, dict[str, int]]:
+    """`NAME=WxH` as a video.clips entry."""
+    name, _, size = text.partition("=")
+    width, height = (int(v) for v in size.lower().split("x"))
+    return name, {"width": width, "height": height}
+
+
 def timed(command: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
-def benchmark(source: Path, probe: Path, clips: list[ClipSpec], threads: int, repeats: int) -> dict[str, float]:
+def benchmark(source: Path, probe: Path, video: dict, threads: int, repeats: int) -> dict[str, float]:
     decode = [
         ffmpeg_exe(),
         "-hide_banner",
@@ -54,8 +62,7 @@ def benchmark(source: Path, probe: Path, clips: list[ClipSpec], threads: int, re
     info = probe_video(source)
     resize = [
         sys.executable, "-m", "cprcoach.video", "resize", str(source), "--probe", str(probe),
-        "--source-size", f"{info.width}x{info.height}", "--fps", "25", "--threads", str(threads),
-        *[f"--clip={c.name}={c.width}x{c.height}" for c in clips],
+        "--settings", json.dumps(video), "--threads", str(threads),
     ]  # fmt: skip
     decode_times, resize_times = [], []
     for _ in range(repeats):  # interleaved, so drifts in machine load hit both alike
@@ -80,6 +87,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         metavar="NAME=WxH",
         help="clips to write (default rgb=340x256, pose=1024x540)",
     )
+    parser.add_argument("--decoder", choices=["cpu", "nvdec"], default="cpu", help="video.decoder of the resize job")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="keep the rendered source here between runs")
@@ -95,9 +103,13 @@ def run(args: argparse.Namespace) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         source = source_clip(folder, width, height, args.seconds)
         probe = Path(scratch) / f"clip{PROBE_SUFFIX}"
-        sizes = [parse_clip_size(c) for c in args.clips or ["rgb=340x256", "pose=1024x540"]]
-        clips = [ClipSpec(name, w, h, clip_beside(probe, name)) for name, w, h in sizes]
-        result = benchmark(source, probe, clips, args.threads, args.repeats)
+        video = {
+            "source": {"width": width, "height": height, "fps": 25},
+            "clips": dict(clip_size(c) for c in args.clips or ["rgb=340x256", "pose=1024x540"]),
+            "decoder": args.decoder,
+        }
+        clips = VideoSettings.from_config(video).clips_beside(probe)
+        result = benchmark(source, probe, video, args.threads, args.repeats)
     ratio = result["resize"] / result["decode"]
     print(f"source   {width}x{height}, {result['frames']} frames, {result['mbps']:.1f} Mbit/s H.264")
     print(
@@ -108,6 +120,7 @@ def run(args: argparse.Namespace) -> None:
     )
     print(
         f"resize   {result['resize']:.2f} s  ({result['frames'] / result['resize']:.1f} frames/s)  python -m cprcoach.video resize"
+        f" ({args.decoder} decoder)"
     )
     print(
         f"ratio    {ratio:.2f}x the pure decode (target <= {TARGET_RATIO}x): {'met' if ratio <= TARGET_RATIO else 'NOT met'}"

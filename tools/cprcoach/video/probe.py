@@ -3,7 +3,8 @@ the probe sidecar that records it: the one file format of the resize stage besid
 
 The sidecar `NAME.probe.json` lies beside the clips it lists (`NAME.CLIP.mp4`, clip_beside):
 format, source (what the container said; its size as displayed, after its rotation), resampled and warnings (a frame rate other than the
-dataset's), clips (path, size, fps and frames of each), encoder, ffmpeg and seconds.
+dataset's), clips (path, size, fps and frames of each), encoder, decoder (ffmpeg, or nvdec and the
+GPU's name), ffmpeg and seconds.
 """
 
 from __future__ import annotations

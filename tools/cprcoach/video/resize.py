@@ -7,6 +7,9 @@ players turn it (ffmpeg's autorotation) before it is checked against video.sourc
 takes the views of one recording, one after the other: the command's start (and the
 workflow's bookkeeping of a job) is paid once for the four of them. Each video's clips go
 beside its probe sidecar, `NAME.probe.json` -> `NAME.CLIP.mp4` (clip_beside).
+
+With video.decoder: nvdec the GPU decodes and scales instead (cprcoach.video.nvdec); the clips,
+their checks and the sidecar are the same, and so are the errors for bad input.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True)
+class NvdecSettings:
+    """The GPU decoder's settings (config ``video.nvdec``)."""
+
+    sessions_per_gpu: int
+    batch: int
+
+
+@dataclass(frozen=True)
 class VideoSettings(ConfigSection):
     """The resize stage's settings (config ``video``; ``threads`` is the workflow's)."""
 
@@ -72,6 +83,8 @@ class VideoSettings(ConfigSection):
     source: SourceSettings
     clips: dict[str, dict[str, int]]  # name -> {width, height}
     encoder: EncoderSettings
+    decoder: str
+    nvdec: NvdecSettings
 
     def clips_beside(self, probe: str | Path) -> list[ClipSpec]:
         """Every configured clip of one video, beside its probe sidecar (as the workflow lays them out)."""
@@ -104,6 +117,20 @@ def expected_frames(info: VideoInfo, fps: float) -> int:
     return round(info.frames * fps / info.fps)
 
 
+def x264_options(settings: EncoderSettings, fps: float, threads: int) -> dict[str, object]:
+    """ffmpeg's output options of every clip, whichever decoder made its frames."""
+    return {
+        "f": "mp4",
+        "vcodec": "libx264",
+        "preset": settings.preset,
+        "crf": settings.crf,
+        "pix_fmt": "yuv420p",
+        "r": fps,
+        "threads": threads,
+        "movflags": "+faststart",
+    }
+
+
 def build_command(
     source: Path, clips: Sequence[ClipSpec], fps: float, settings: EncoderSettings, threads: int
 ) -> list[str]:
@@ -119,21 +146,8 @@ def build_command(
     scaled = [(largest, branches[0] if branches else stream)]
     for i, clip in enumerate(smaller, start=1):
         scaled.append((clip, branches[i].filter("scale", clip.width, clip.height, flags=settings.scale_flags)))
-    outputs = [
-        ffmpeg.output(
-            branch,
-            str(partial_path(clip.path)),
-            f="mp4",
-            vcodec="libx264",
-            preset=settings.preset,
-            crf=settings.crf,
-            pix_fmt="yuv420p",
-            r=fps,
-            threads=threads,
-            movflags="+faststart",
-        )
-        for clip, branch in scaled
-    ]
+    options = x264_options(settings, fps, threads)
+    outputs = [ffmpeg.output(branch, str(partial_path(clip.path)), **options) for clip, branch in scaled]
     merged = ffmpeg.merge_outputs(*outputs).global_args(
         "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1"
     )
@@ -157,30 +171,59 @@ def wait_for_ffmpeg(process: subprocess.Popen, source: Path, total: int) -> None
         )
 
 
-def resize_video(
-    source: str | Path, clips: Sequence[ClipSpec], probe_out: str | Path, settings: VideoSettings, *, threads: int
-) -> dict:
-    """Write every clip of `source` and a JSON sidecar of what was probed; returns the sidecar.
+def ffmpeg_pass(
+    source: Path, clips: Sequence[ClipSpec], settings: VideoSettings, threads: int
+) -> tuple[VideoInfo, dict[str, str]]:
+    """Decode, scale and encode on the CPU; returns the probed source and what decoded it.
 
     ffmpeg starts first and the container is probed while it runs (probing a 4K file
     decodes a frame); a probe that fails stops ffmpeg and reports the probe's error.
     """
+    fps = settings.source.fps
+    command = build_command(source, clips, fps, settings.encoder, threads)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            info = probe_video(source)
+            check_source(info, settings.source.width, settings.source.height, fps)
+            wait_for_ffmpeg(process, source, expected_frames(info, fps))
+        except BaseException:
+            process.kill()
+            raise
+    return info, {"name": "ffmpeg"}
+
+
+def nvdec_pass(
+    source: Path, clips: Sequence[ClipSpec], settings: VideoSettings, threads: int
+) -> tuple[VideoInfo, dict[str, str]]:
+    """Decode and scale on the GPU, encode on the CPU (cprcoach.video.nvdec); returns the probed
+    source and what decoded it."""
+    from cprcoach.video import nvdec  # torch loads for the GPU path only: a CPU job starts faster
+
+    device = nvdec.claim_decoder(settings.nvdec.sessions_per_gpu)
+    fps = settings.source.fps
+    info = probe_video(source)
+    check_source(info, settings.source.width, settings.source.height, fps)
+    nvdec.check_decodable(info)
+    batches = nvdec.nvdec_batches(source, device, *nvdec.coded_size(info), settings.nvdec.batch)
+    options = x264_options(settings.encoder, fps, threads)
+    nvdec.encode_clips(batches, info, clips, fps, expected_frames(info, fps), options)
+    return info, {"name": "nvdec", "gpu": nvdec.device_name(device)}
+
+
+def resize_video(
+    source: str | Path, clips: Sequence[ClipSpec], probe_out: str | Path, settings: VideoSettings, *, threads: int
+) -> dict:
+    """Write every clip of `source` and a JSON sidecar of what was probed; returns the sidecar."""
     source = Path(source)
     started = time.perf_counter()
     for clip in clips:
         clip.path.parent.mkdir(parents=True, exist_ok=True)
     fps = settings.source.fps
-    command = build_command(source, clips, fps, settings.encoder, threads)
+    decode = nvdec_pass if settings.decoder == "nvdec" else ffmpeg_pass
     try:
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-            try:
-                info = probe_video(source)
-                warnings = check_source(info, settings.source.width, settings.source.height, fps)
-                want = expected_frames(info, fps)
-                wait_for_ffmpeg(process, source, want)
-            except BaseException:
-                process.kill()
-                raise
+        info, decoder = decode(source, clips, settings, threads)
+        warnings = check_source(info, settings.source.width, settings.source.height, fps)
+        want = expected_frames(info, fps)
         for warning in warnings:
             log.warning("%s", warning)
         tolerance = 1 if not warnings else 2
@@ -212,6 +255,7 @@ def resize_video(
         resampled=bool(warnings),
         warnings=warnings,
         encoder={"codec": "libx264", **as_section(settings.encoder)},
+        decoder=decoder,
         ffmpeg=imageio_ffmpeg.get_ffmpeg_version(),
         seconds=round(time.perf_counter() - started, 3),
     )
