@@ -50,6 +50,7 @@ def test_projection_sums_the_preprocessing_stages_and_names_the_bound():
     text = table(report)
     assert "| flow | torch on cuda | 333.3 | 3 | 4 | 50% | 20% | 1 | - |" in text
     assert "NVDEC resize: 4x the frames per second of the CPU decoder on all 16 cores (target 3x: met)" in text
+    assert proj["nvdec_speedup_projected"] == round(results[0].projected_s / results[1].projected_s, 2)
     assert "bound by flow" in text
 
 

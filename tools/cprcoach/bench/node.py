@@ -7,14 +7,15 @@ decoder on every core (into a results folder of its own) and with the GPU's deco
 with the CUDA kernels, the rescuer's skeletons, the HDF5 shards, and last the model on CUDA and
 the reports. For each stage it measures the wall time, the source frames per second, the CPU
 cores its jobs used (their CPU time over the wall time) and, sampled through NVML, the GPU's
-busy share and memory peak; from the frames per second it projects the stage on the full dataset
+busy share and memory peak; from these it projects the stage on the full dataset
 (4,544 videos, 2,217,756 frames). It prints one table and writes the same as JSON.
 
-The projection is conservative: the check's recordings are 4 s long, the real ones 20 s on
-average, so each job's start (its Python, its CUDA context) weighs more here than it will there;
-and the stages' projected hours are summed, while Snakemake overlaps a GPU stage with the CPU
-ones. The skeletons come from the synthetic ground truth, since no detector weights travel with
-the repository: the pose row times the stage around the detector, not AlphaPose itself.
+The projection is conservative: the stages' projected hours are summed, while Snakemake overlaps
+a GPU stage with the CPU ones; and where a stage does not record each video's own seconds (pose,
+shards), its time scales with the frames, each job's start-up included, though the real
+recordings are 20 s long on average against the check's 4 s (StageResult). The skeletons come
+from the synthetic ground truth, since no detector weights travel with the repository: the pose
+row times the stage around the detector, not AlphaPose itself.
 """
 
 from __future__ import annotations
@@ -153,7 +154,10 @@ class GpuSampler:
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
     def name(self) -> str | None:
-        return self.nvml.nvmlDeviceGetName(self.handle) if self.handle else None
+        if not self.handle:
+            return None
+        name = self.nvml.nvmlDeviceGetName(self.handle)
+        return name.decode() if isinstance(name, bytes) else name  # bytes from older nvidia-ml-py
 
     def memory_used(self) -> int:
         return self.nvml.nvmlDeviceGetMemoryInfo(self.handle).used
@@ -334,6 +338,8 @@ def projection(results: list[StageResult]) -> dict[str, Any]:
     cpu = next((r for r in results if r.reference), None)
     gpu = next((r for r in results if r.stage == "resize" and r.runs_on.startswith("nvdec")), None)
     speedup = round(gpu.frames_per_s / cpu.frames_per_s, 2) if cpu and gpu else None
+    # On the full dataset's longer jobs each job's start-up weighs less, for both decoders.
+    projected_speedup = round(cpu.projected_s / gpu.projected_s, 2) if cpu and gpu else None
     return {
         "stages": [r.stage for r in preprocessing],
         "preprocessing_s": total,
@@ -343,6 +349,7 @@ def projection(results: list[StageResult]) -> dict[str, Any]:
         "bound_by": bound.stage,
         "model_s": model,
         "nvdec_speedup": speedup,
+        "nvdec_speedup_projected": projected_speedup,
         "nvdec_target": TARGET_NVDEC_SPEEDUP,
         "nvdec_target_met": speedup >= TARGET_NVDEC_SPEEDUP if speedup is not None else None,
     }
@@ -388,7 +395,8 @@ def table(report: dict[str, Any]) -> str:
         verdict = "met" if proj["nvdec_target_met"] else "NOT met"
         lines.append(
             f"NVDEC resize: {proj['nvdec_speedup']:g}x the frames per second of the CPU decoder on all"
-            f" {node['cores']} cores (target {TARGET_NVDEC_SPEEDUP:g}x: {verdict})."
+            f" {node['cores']} cores (target {TARGET_NVDEC_SPEEDUP:g}x: {verdict});"
+            f" {proj['nvdec_speedup_projected']:g}x projected on the full dataset's longer jobs."
         )
     return "\n".join(lines)
 
