@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,3 +94,17 @@ def test_the_first_slot_of_every_gpu_goes_before_a_second(tmp_path):
         assert second.communicate(timeout=60)[0] == "cuda:1\n"
     finally:
         first.communicate(timeout=60)
+
+
+def test_a_decode_job_waits_for_a_slot_when_asked_to(tmp_path):
+    assert claim_cuda_device(IDS, tmp_path, pool="nvdec") == "cuda:0"  # this process holds GPU 0's slot
+    holder = other_job(tmp_path, wait=True, claim=", pool='nvdec'")
+    try:
+        assert holder.stdout.readline() == "cuda:1\n"
+        waiter = other_job(tmp_path, claim=", pool='nvdec', wait_s=60")
+        time.sleep(1.5)
+        assert waiter.poll() is None  # both slots held: it waits
+        gpu._held.pop()[1].close()  # this process's job ends
+        assert waiter.communicate(timeout=60)[0] == "cuda:0\n"
+    finally:
+        holder.communicate(timeout=60)

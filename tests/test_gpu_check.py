@@ -11,13 +11,13 @@ import sys
 import pytest
 
 from conftest import REPO
-from cprcoach.bench.node import FULL_FRAMES, FULL_VIDEOS, StageResult, projection, stages, table
+from cprcoach.bench.node import FULL_FRAMES, FULL_VIDEOS, StageResult, hours, projection, stages, table
 
 ENV = {"PYTHONPATH": str(REPO / "tools"), "PATH": f"{sys.exec_prefix}/bin:/usr/bin:/bin"}
 
 
 def result(stage: str, runs_on: str, wall: float, *, frames: int = 1000, reference: bool = False) -> StageResult:
-    return StageResult(stage, runs_on, reference, 5, 10, frames, wall, 4.0, 0.5, 0.2, 1.0)
+    return StageResult(stage, runs_on, reference, 5, 10, frames, wall, 3.0, 4.0, 0.5, 0.2, 1.0)
 
 
 def test_projection_sums_the_preprocessing_stages_and_names_the_bound():
@@ -56,11 +56,32 @@ def test_projection_sums_the_preprocessing_stages_and_names_the_bound():
 
 def test_a_jobs_start_up_weighs_less_in_the_full_datasets_longer_jobs():
     # 8 jobs of 4 views x 100 frames: 2 s start-up and 1 ms a frame each, 8 at once.
-    timed = StageResult("flow", "torch on cuda", False, 8, 32, 3200, 2.4, 1.0, None, None, None, 2.0, 0.001)
+    timed = StageResult("flow", "torch on cuda", False, 8, 32, 3200, 2.4, 3.0, 1.0, None, None, None, 2.0, 0.001)
     full_jobs = FULL_VIDEOS / 4
     full_job = 2.0 + 0.001 * FULL_FRAMES / full_jobs
     assert timed.projected_s == round(2.4 * full_jobs * full_job / (8 * (2.0 + 0.4)))
     assert timed.projected_s < round(2.4 * FULL_FRAMES / 3200)  # what scaling by the frames alone gives
+
+
+def test_hours_round_to_the_minute():
+    assert [hours(s) for s in (0, 3599, 3600, 7170, 5430)] == [
+        "0 h 00 min",
+        "1 h 00 min",
+        "1 h 00 min",
+        "2 h 00 min",
+        "1 h 30 min",
+    ]
+
+
+def test_stages_must_be_the_first_ones(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "cprcoach", "gpu-check", "--device", "cpu", "--work", str(tmp_path), "--stages", "flow"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "name the first stages, in order: resize flow pose shards model" in done.stderr
 
 
 def test_with_the_gpu_decoder_the_resize_runs_with_both_decoders_first():
@@ -83,6 +104,7 @@ def test_the_check_runs_the_real_workflow_stage_by_stage_on_the_cpu(tmp_path):
     assert [r["stage"] for r in report["stages"]] == ["resize", "flow", "pose", "shards"]
     for row in report["stages"]:
         assert row["frames"] == 800 and row["jobs"] == 8 and row["wall_s"] > 0 and row["cpu_cores"] > 0
+        assert row["snakemake_s"] > 0  # its own start and DAG, left out of the jobs' time
         assert row["gpu_busy"] is None  # no NVML here
         timed = row["stage"] in ("resize", "flow")  # each video's own seconds are recorded
         assert (row["startup_s_per_job"] is not None) == timed

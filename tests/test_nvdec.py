@@ -7,6 +7,7 @@ clips must match the CPU decoder's to at least 40 dB PSNR.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -19,10 +20,10 @@ import torch
 from conftest import REPO
 from cprcoach.atomic import partial_path
 from cprcoach.config import validate_config
-from cprcoach.errors import ConfigError, CprCoachError
+from cprcoach.errors import ConfigError, CprCoachError, VideoError
 from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.area import area_resize, area_weights
-from cprcoach.video.nvdec import as_nv12, encode_clips, load_pynvvideocodec, resampled_indices
+from cprcoach.video.nvdec import as_nv12, check_decodable, encode_clips, load_pynvvideocodec, resampled_indices
 from cprcoach.video.probe import probe_video
 from cprcoach.video.resize import ClipSpec, VideoSettings, expected_frames, resize_video, x264_options
 from test_resize import rotated
@@ -99,6 +100,14 @@ def test_decoded_surfaces_are_read_as_the_pictures_nv12():
     assert torch.equal(as_nv12(padded, 4, 4), picture)
     with pytest.raises(CprCoachError, match=r"a frame of shape \(5, 3\), not NV12 \(6, 4\)"):
         as_nv12(torch.zeros(5, 3, dtype=torch.uint8), 4, 4)
+
+
+def test_the_gpu_decoder_takes_limited_range_4_2_0_only(recording):
+    info = probe_video(recording)
+    check_decodable(info)
+    for other in ("yuvj420p", "yuv422p", "yuv420p10le"):
+        with pytest.raises(VideoError, match=f"its pictures are {other}, but the GPU decoder handles 8-bit 4:2:0"):
+            check_decodable(dataclasses.replace(info, pix_fmt=other))
 
 
 def test_frames_are_picked_nearest_in_time():

@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -49,28 +50,8 @@ def lock_name(device: str, pool: str, slot: int) -> str:
     return f"{device}.lock" if pool == COMPUTE else f"{device}.{pool}{slot}.lock"
 
 
-def claim_cuda_device(
-    ids: Sequence[str] | None = None,
-    folder: str | Path | None = None,
-    *,
-    pool: str = COMPUTE,
-    slots: int = 1,
-    setting: str = "flow.device and model.device",
-) -> str:
-    """`cuda:I` for the first visible device (ids in visible order) with a slot of `pool` that no
-    other job holds; with several slots, the first slot of every device is tried before the second,
-    so jobs spread over the GPUs. The claim lasts until this process ends, and later calls in the
-    process return the same device. `setting` names the config key that asked for the GPU."""
-    for (held_pool, device), _ in _held:
-        if held_pool == pool:
-            return device
-    ids = device_ids() if ids is None else list(ids)
-    if not ids:
-        raise CprCoachError(
-            f"a CUDA device was asked for ({setting}), but PyTorch sees none",
-            fix=f"set {setting} to cpu, or run this job on a machine with an NVIDIA GPU and driver",
-        )
-    folder = Path(folder) if folder is not None else lock_dir()
+def _try_claim(ids: Sequence[str], folder: Path, pool: str, slots: int) -> str | None:
+    """Claim the first free slot (slot by slot, device by device); None if every one is held."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for slot in range(slots):
@@ -94,6 +75,42 @@ def claim_cuda_device(
             path=folder,
             fix="set CPRCOACH_GPU_LOCKS to a folder you can write",
         ) from None
+    return None
+
+
+def claim_cuda_device(
+    ids: Sequence[str] | None = None,
+    folder: str | Path | None = None,
+    *,
+    pool: str = COMPUTE,
+    slots: int = 1,
+    setting: str = "flow.device and model.device",
+    wait_s: float = 0.0,
+) -> str:
+    """`cuda:I` for the first visible device (ids in visible order) with a slot of `pool` that no
+    other job holds; with several slots, the first slot of every device is tried before the second,
+    so jobs spread over the GPUs. With every slot held, it tries again for up to `wait_s` seconds.
+    The claim lasts until this process ends, and later calls in the process return the same
+    device. `setting` names the config key that asked for the GPU."""
+    for (held_pool, device), _ in _held:
+        if held_pool == pool:
+            return device
+    ids = device_ids() if ids is None else list(ids)
+    if not ids:
+        raise CprCoachError(
+            f"a CUDA device was asked for ({setting}), but PyTorch sees none",
+            fix=f"set {setting} to cpu, or run this job on a machine with an NVIDIA GPU and driver",
+        )
+    folder = Path(folder) if folder is not None else lock_dir()
+    deadline = time.monotonic() + wait_s
+    waiting = False
+    while (claimed := _try_claim(ids, folder, pool, slots)) is None and time.monotonic() < deadline:
+        if not waiting:
+            log.info("every %s slot is held; waiting up to %.0f s for one", pool, wait_s)
+            waiting = True
+        time.sleep(0.5)
+    if claimed:
+        return claimed
     if pool == COMPUTE:
         raise CprCoachError(
             f"all {len(ids)} visible GPUs are held by other cprcoach jobs (locks in {folder})",

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -56,6 +57,7 @@ TARGET_NVDEC_SPEEDUP = 3.0  # NVDEC resize against the CPU decoder on all the no
 # composite, in every view: enough videos to keep every core busy, few enough for six minutes.
 SINGLES = ["E00", "E01", "E04"]
 COMPOSITES = ["E01+E04"]
+RECORDINGS = 2 * (len(SINGLES) + len(COMPOSITES))  # one resize, flow and pose job each
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ def check_config(args: argparse.Namespace, decoder: str, results: str) -> dict[s
         "source": {"width": width, "height": height, "fps": 25},
         "clips": {"rgb": {"width": rgb_w, "height": rgb_h}, "pose": {"width": pose_w, "height": pose_h}},
         "decoder": decoder,
-        "threads": 2,
+        # The CPU decoder's jobs share every core (the reference); the GPU's need threads for x264 only.
+        "threads": max(2, -(-args.cores // RECORDINGS)) if decoder == "cpu" else 2,
     }
     # On a GPU the solver runs with its defaults, as on the real recordings; the CPU run keeps the demo's.
     flow = {key: value for key, value in config["flow"].items() if key != "tvl1" or args.device == "cpu"}
@@ -141,12 +144,16 @@ class GpuSampler:
 
     def __init__(self) -> None:
         self.samples: list[tuple[int, int, int]] = []
+        self.error: str | None = None
         self.handle = None
         try:
             import pynvml
+            import torch
 
             pynvml.nvmlInit()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+            # The GPU PyTorch calls cuda:0, which NVML may number otherwise (CUDA_VISIBLE_DEVICES).
+            uuid = f"GPU-{torch.cuda.get_device_properties(0).uuid}"
+            self.handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
             self.nvml = pynvml
         except Exception:  # no NVML (no GPU, or nvidia-ml-py missing): the GPU columns stay empty
             self.handle = None
@@ -164,9 +171,13 @@ class GpuSampler:
 
     def _sample(self) -> None:
         while not self.stopping.wait(0.1):
-            busy = self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu
-            decoder = self.nvml.nvmlDeviceGetDecoderUtilization(self.handle)[0]
-            self.samples.append((busy, decoder, self.memory_used()))
+            try:
+                busy = self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu
+                decoder = self.nvml.nvmlDeviceGetDecoderUtilization(self.handle)[0]
+                self.samples.append((busy, decoder, self.memory_used()))
+            except self.nvml.NVMLError as error:  # e.g. utilisation not reported under MIG
+                self.error = str(error)
+                return
 
     def __enter__(self) -> GpuSampler:
         if self.handle:
@@ -180,6 +191,8 @@ class GpuSampler:
             self.thread.join()
 
     def summary(self) -> dict[str, float | None]:
+        if self.error:
+            log.warning("NVML stopped answering (%s): the GPU columns cover part of the stage", self.error)
         if not self.samples:
             return {"gpu_busy": None, "nvdec_busy": None, "gpu_memory_peak_gib": None}
         busy, decoder, memory = zip(*self.samples, strict=True)
@@ -208,7 +221,8 @@ class StageResult:
     jobs: int
     videos: int
     frames: int
-    wall_s: float
+    wall_s: float  # the jobs' time: the run's less Snakemake's own (snakemake_s)
+    snakemake_s: float
     cpu_cores: float
     gpu_busy: float | None
     nvdec_busy: float | None
@@ -310,6 +324,12 @@ def run_stage(stage: Stage, args: argparse.Namespace, gpus: int) -> StageResult:
             fix="read the failed job's log (named above) under its results folder",
         )
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # Snakemake's own time (starting, reading the Snakefile and the samples, building the DAG) is
+    # paid once per run, not per frame: timed by the same command with nothing left to do.
+    started = time.perf_counter()
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    workflow = time.perf_counter() - started
+    jobs_wall = max(wall - workflow, wall / 10)
     results = Path(config["results_dir"])
     videos, frames = dataset_size(results)
     jobs, startup, work = job_costs(stage.name, results, config["views"])
@@ -323,7 +343,8 @@ def run_stage(stage: Stage, args: argparse.Namespace, gpus: int) -> StageResult:
         views=len(config["views"]),
         videos=videos,
         frames=frames,
-        wall_s=round(wall, 2),
+        wall_s=round(jobs_wall, 2),
+        snakemake_s=round(wall - jobs_wall, 2),
         cpu_cores=round(cpu / wall, 2),
         **sampler.summary(),
     )
@@ -356,7 +377,8 @@ def projection(results: list[StageResult]) -> dict[str, Any]:
 
 
 def hours(seconds: float) -> str:
-    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60):02d} min"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def table(report: dict[str, Any]) -> str:
@@ -381,8 +403,10 @@ def table(report: dict[str, Any]) -> str:
             f" {cell(r['startup_s_per_job'])} | {hours(r['projected_s'])} |"
         )
     verdict = "met" if proj["target_met"] else "NOT met"
+    own = [r["snakemake_s"] for r in report["stages"]]
     lines += [
         "",
+        f"Wall s is the jobs' time: each run's less Snakemake's own start and DAG ({min(own):g}-{max(own):g} s).",
         f"Projected preprocessing of the full CPR-Coach ({FULL_VIDEOS:,} videos, {FULL_FRAMES:,} frames;"
         f" {', '.join(proj['stages'])}, one after the other): {hours(proj['preprocessing_s'])}"
         f" (target under {TARGET_HOURS:g} h: {verdict}); bound by {proj['bound_by']}.",
@@ -404,6 +428,14 @@ def table(report: dict[str, Any]) -> str:
 def commit() -> str:
     done = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() or "unknown"
+
+
+def clear_work(work: Path) -> None:
+    """Remove what an earlier check left in `work` (its recordings, results and Snakemake folders):
+    a run that found them would measure nothing, or the wrong recordings."""
+    work.mkdir(parents=True, exist_ok=True)
+    for path in [work / "raw", *work.glob("results*"), *work.glob("workdir-*")]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def nvdec_unavailable() -> str | None:
@@ -430,7 +462,7 @@ def check_node(args: argparse.Namespace) -> dict[str, Any]:
     args.nvdec = nvdec_missing is None
     if nvdec_missing and args.device == "cuda":
         log.warning("the GPU decoder cannot run here, so every stage reads the CPU decoder's clips: %s", nvdec_missing)
-    args.work.mkdir(parents=True, exist_ok=True)
+    clear_work(args.work)
     started = time.perf_counter()
     generate_dataset(check_config(args, "cpu", "results"), raw_dir=args.work / "raw")
     log.info("rendered the recordings in %.0f s", time.perf_counter() - started)
@@ -462,13 +494,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--work", type=Path, default=Path("/tmp/cprcoach-gpu-check"), help="recordings and results")
     parser.add_argument("--out", type=Path, help="folder for gpu-check.json and gpu-check.md (default: --work)")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: the same run without a GPU")
-    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="the node's cores Snakemake may use")
+    parser.add_argument(
+        "--cores", type=int, default=len(os.sched_getaffinity(0)), help="the node's cores Snakemake may use"
+    )
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic recording")
     parser.add_argument("--source", type=parse_size, default=FULL_SIZE, help="recording size (CPR-Coach: 4096x2160)")
     parser.add_argument("--rgb", type=parse_size, default=(340, 256), help="the rgb clip's size")
     parser.add_argument("--pose", type=parse_size, default=(1024, 540), help="the pose clip's size")
     parser.add_argument(
-        "--stages", nargs="+", choices=STAGE_NAMES, default=list(STAGE_NAMES), help="run these stages only (in order)"
+        "--stages",
+        nargs="+",
+        choices=STAGE_NAMES,
+        default=list(STAGE_NAMES),
+        help="the first stages only, e.g. resize flow (each needs the ones before it)",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -477,6 +515,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 @cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
+    if tuple(args.stages) != STAGE_NAMES[: len(args.stages)]:
+        raise CprCoachError(
+            f"--stages {' '.join(args.stages)}: each stage reads what the ones before it write",
+            fix=f"name the first stages, in order: {' '.join(STAGE_NAMES)}",
+        )
     report = check_node(args)
     out = args.out or args.work
     out.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTING = "video.decoder"
-# What NVDEC decodes to NV12: 8-bit 4:2:0 (full-range yuvj420p too: the planes are copied as they are).
-NV12_SOURCES = ("yuv420p", "yuvj420p")
+# What NVDEC decodes to NV12 and the clips hold as they are: 8-bit 4:2:0, limited range. Full-range
+# yuvj420p would need the range conversion swscale does on the CPU path.
+NV12_SOURCES = ("yuv420p",)
 USE_CPU = "set video.decoder: cpu in config.yaml"
 
 
@@ -58,15 +59,21 @@ def check_decodable(info: VideoInfo) -> None:
     """NVDEC writes NV12, which holds 8-bit 4:2:0 pictures; other recordings need the CPU decoder."""
     if info.pix_fmt not in NV12_SOURCES:
         raise VideoError(
-            f"its pictures are {info.pix_fmt}, but the GPU decoder handles 8-bit 4:2:0 ({', '.join(NV12_SOURCES)})",
+            f"its pictures are {info.pix_fmt}, but the GPU decoder handles 8-bit 4:2:0 in the limited range"
+            f" ({', '.join(NV12_SOURCES)})",
             path=info.path,
             fix=f"{USE_CPU} for such recordings",
         )
 
 
+# A resize job whose GPU decoders are all taken (more nvdec jobs than slots: a run without the
+# workstation profile's nvdec resource) waits for one rather than fail.
+SLOT_WAIT_S = 1800
+
+
 def claim_decoder(sessions_per_gpu: int) -> str:
     """The CUDA device of one free decoder slot (cprcoach.gpu's nvdec pool)."""
-    return claim_cuda_device(pool=NVDEC, slots=sessions_per_gpu, setting=SETTING)
+    return claim_cuda_device(pool=NVDEC, slots=sessions_per_gpu, setting=SETTING, wait_s=SLOT_WAIT_S)
 
 
 def device_name(device: str) -> str:
@@ -100,23 +107,40 @@ def as_nv12(frame: Any, width: int, height: int) -> torch.Tensor:
     )
 
 
-def nvdec_batches(source: Path, device: str, width: int, height: int, batch: int) -> Iterator[torch.Tensor]:
+def open_decoder(source: Path, device: str) -> tuple[Any, Any]:
+    """PyNvVideoCodec's demuxer and decoder of `source` on `device`, on PyTorch's current stream.
+
+    The decoder's copies then come before PyTorch's reads of a frame, and its next frame after
+    them; `device` becomes the process's current GPU, so PyTorch and the decoder share its context.
+    """
+    nvc = load_pynvvideocodec()
+    torch.cuda.set_device(device)
+    try:
+        demuxer = nvc.CreateDemuxer(filename=str(source))
+        decoder = nvc.CreateDecoder(
+            gpuid=torch.cuda.current_device(),
+            codec=demuxer.GetNvCodecId(),
+            cudacontext=0,
+            cudastream=torch.cuda.current_stream().cuda_stream,
+            usedevicememory=True,
+        )
+    except Exception as error:
+        raise VideoError(
+            f"the GPU decoder cannot open it ({str(error).splitlines()[0] if str(error) else type(error).__name__})",
+            path=source,
+            fix=f"check the driver exposes NVDEC (libnvcuvid) and the codec is one it decodes, or {USE_CPU}",
+        ) from None
+    return demuxer, decoder
+
+
+def nvdec_batches(
+    source: Path, demuxer: Any, decoder: Any, device: str, width: int, height: int, batch: int
+) -> Iterator[torch.Tensor]:
     """The recording's frames decoded on `device`, as (B, H*3/2, W) NV12 batches in GPU memory.
 
     One buffer is refilled for every batch: the caller scales a batch before asking for the next.
     """
-    nvc = load_pynvvideocodec()
-    # Allocated first, so that PyTorch's context is the thread's current one when the decoder starts.
     buffer = torch.empty((batch, height * 3 // 2, width), dtype=torch.uint8, device=device)
-    try:
-        demuxer = nvc.CreateDemuxer(filename=str(source))
-        decoder = nvc.CreateDecoder(
-            gpuid=torch.device(device).index or 0, codec=demuxer.GetNvCodecId(), usedevicememory=True
-        )
-    except Exception as error:
-        raise VideoError(
-            f"the GPU decoder cannot open it ({error})", path=source, fix=f"{USE_CPU} for recordings in this codec"
-        ) from None
     filled = 0
     try:
         for packet in demuxer:  # its last packet flushes the decoder
@@ -126,7 +150,7 @@ def nvdec_batches(source: Path, device: str, width: int, height: int, batch: int
                 if filled == batch:
                     yield buffer
                     filled = 0
-    except CprCoachError:
+    except (CprCoachError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as error:
         raise VideoError(
@@ -140,7 +164,7 @@ def nvdec_batches(source: Path, device: str, width: int, height: int, batch: int
 
 def resampled_indices(source_frames: int, source_fps: float, fps: float, frames: int) -> np.ndarray:
     """For each of the `frames` output frames at `fps`, the source frame nearest to it in time."""
-    indices = np.rint(np.arange(frames) * source_fps / fps).astype(np.int64)
+    indices = np.floor(np.arange(frames) * source_fps / fps + 0.5).astype(np.int64)
     return np.minimum(indices, source_frames - 1)
 
 
@@ -204,9 +228,10 @@ def encode_clips(
     coded_w, coded_h = coded_size(info)
     sizes = [PlaneSize(clip.width, clip.height) for clip in clips]
     wanted = resampled_indices(info.frames, info.fps, fps, frames)
-    encoders = []
+    encoders: list[ClipEncoder] = []
     try:
-        encoders = [ClipEncoder(clip, fps, options) for clip in clips]
+        for clip in clips:
+            encoders.append(ClipEncoder(clip, fps, options))
         start = 0
         with tqdm(total=frames, unit="frame", desc=Path(info.path).name, leave=False, disable=None) as bar:
             for batch in batches:
@@ -222,6 +247,14 @@ def encode_clips(
                 start = stop
         for encoder in encoders:
             encoder.finish()
+    except torch.cuda.OutOfMemoryError:
+        for encoder in encoders:
+            encoder.kill()
+        raise CprCoachError(
+            "the GPU ran out of memory scaling a batch of frames",
+            path=info.path,
+            fix="lower video.nvdec.batch or video.nvdec.sessions_per_gpu (the flow and model jobs share the GPU)",
+        ) from None
     except BaseException:
         for encoder in encoders:
             encoder.kill()

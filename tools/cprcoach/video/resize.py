@@ -204,7 +204,8 @@ def nvdec_pass(
     info = probe_video(source)
     check_source(info, settings.source.width, settings.source.height, fps)
     nvdec.check_decodable(info)
-    batches = nvdec.nvdec_batches(source, device, *nvdec.coded_size(info), settings.nvdec.batch)
+    demuxer, decoder = nvdec.open_decoder(source, device)  # before the encoders start: its errors first
+    batches = nvdec.nvdec_batches(source, demuxer, decoder, device, *nvdec.coded_size(info), settings.nvdec.batch)
     options = x264_options(settings.encoder, fps, threads)
     nvdec.encode_clips(batches, info, clips, fps, expected_frames(info, fps), options)
     return info, {"name": "nvdec", "gpu": nvdec.device_name(device)}
