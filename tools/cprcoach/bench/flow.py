@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from skimage import color, data
 
+from cprcoach.bench import parse_size
 from cprcoach.errors import CprCoachError, cli_errors
 from cprcoach.flow.opencv import flow_opencv
 from cprcoach.flow.tvl1 import TVL1Params, auto_batch_size, flow_torch
@@ -128,7 +129,7 @@ def compare_on_cpu(clip: np.ndarray, truth: np.ndarray, params: TVL1Params, thre
 @cli_errors
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = parse_size(args.size)
     params = TVL1Params.from_config()
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)

@@ -36,10 +36,13 @@ from typing import Any
 
 import yaml
 
+from cprcoach.bench import parse_size
 from cprcoach.config import load_yaml, validate_config
 from cprcoach.errors import CprCoachError, cli_errors
+from cprcoach.flow.format import read_flow
 from cprcoach.logs import setup_logging
 from cprcoach.synth.dataset import generate_dataset
+from cprcoach.video.probe import PROBE_SUFFIX, read_probe
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +105,6 @@ def runs_on(stage: Stage, config: dict[str, Any]) -> str:
     return "cpu"
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise CprCoachError(f"not a size: {text!r}", fix="write it as WIDTHxHEIGHT, e.g. 4096x2160") from None
-    return width, height
-
-
 def check_config(args: argparse.Namespace, decoder: str, results: str) -> dict[str, Any]:
     """config.yaml with the check's dataset, sizes and devices: what the Snakefile reads in the work folder."""
     config = load_yaml(REPO / "config.yaml")
@@ -145,7 +140,6 @@ class GpuSampler:
     def __init__(self) -> None:
         self.samples: list[tuple[int, int, int]] = []
         self.error: str | None = None
-        self.handle = None
         try:
             import pynvml
             import torch
@@ -248,35 +242,34 @@ class StageResult:
 
 
 # The stages whose files record each video's own seconds: the probe sidecars, the flow files.
-TIMED_RULES = {"resize": "resized_clips", "flow": "optical_flow"}
+TIMED_STAGES = ("resize", "flow")
 
 
 def video_seconds(stage: str, results: Path) -> dict[tuple[str, str, str], tuple[float, int]]:
     """(seconds, frames) of each video's work in `stage`, by (participant, view, label_take)."""
-    from cprcoach.flow.format import read_flow
-    from cprcoach.video.probe import read_probe
-
-    timed = {}
     if stage == "resize":
-        for path in results.glob("clips/*/*/*.probe.json"):
-            probe = read_probe(path)
-            key = (path.parts[-3], path.parts[-2], path.name.removesuffix(".probe.json"))
-            timed[key] = (probe["seconds"], probe["source"]["frames"])
-    else:
-        for path in results.glob("flow/*/*/*.npz"):
-            meta = read_flow(path)[2]
-            timed[(path.parts[-3], path.parts[-2], path.stem)] = (meta["seconds"], meta["frames"])
+        return {
+            (path.parts[-3], path.parts[-2], path.name.removesuffix(PROBE_SUFFIX)): (
+                probe["seconds"],
+                probe["source"]["frames"],
+            )
+            for path, probe in probes(results).items()
+        }
+    timed = {}
+    for path in results.glob("flow/*/*/*.npz"):
+        meta = read_flow(path)[2]
+        timed[(path.parts[-3], path.parts[-2], path.stem)] = (meta["seconds"], meta["frames"])
     return timed
 
 
-def job_costs(stage: str, results: Path, views: list[str]) -> tuple[int, float | None, float | None]:
+def job_costs(stage: Stage, results: Path, views: list[str]) -> tuple[int, float | None, float | None]:
     """(jobs, start-up seconds per job, work seconds per frame) of a stage from its jobs' benchmarks
-    and, where the stage records them (TIMED_RULES), its videos' own seconds."""
-    rule = TIMED_RULES.get(stage) or {"pose": "rescuer_pose", "shards": "shard"}.get(stage)
-    benchmarks = sorted(results.glob(f"benchmarks/{rule}/**/*.tsv")) if rule else []
-    if stage not in TIMED_RULES or not benchmarks:
+    (those of the rule it runs up to) and, where the stage records them (TIMED_STAGES), its
+    videos' own seconds."""
+    benchmarks = sorted(results.glob(f"benchmarks/{stage.until}/**/*.tsv")) if stage.until else []
+    if stage.name not in TIMED_STAGES or not benchmarks:
         return len(benchmarks), None, None
-    timed = video_seconds(stage, results)
+    timed = video_seconds(stage.name, results)
     later = [timed[key] for key in timed if key[1] != views[0]]
     work = sum(seconds for seconds, _ in later) / sum(frames for _, frames in later)
     startups = []
@@ -288,10 +281,15 @@ def job_costs(stage: str, results: Path, views: list[str]) -> tuple[int, float |
     return len(benchmarks), round(sum(startups) / len(startups), 3), round(work, 6)
 
 
+def probes(results: Path) -> dict[Path, dict[str, Any]]:
+    """The resize stage's probe sidecars of the check, by path."""
+    return {path: read_probe(path) for path in sorted(results.glob(f"clips/*/*/*{PROBE_SUFFIX}"))}
+
+
 def dataset_size(results: Path) -> tuple[int, int]:
     """(videos, source frames) of the check, from the resize stage's probe sidecars."""
-    probes = sorted(results.glob("clips/**/*.probe.json"))
-    return len(probes), sum(json.loads(p.read_text())["source"]["frames"] for p in probes)
+    sidecars = probes(results).values()
+    return len(sidecars), sum(probe["source"]["frames"] for probe in sidecars)
 
 
 def run_stage(stage: Stage, args: argparse.Namespace, gpus: int) -> StageResult:
@@ -332,7 +330,7 @@ def run_stage(stage: Stage, args: argparse.Namespace, gpus: int) -> StageResult:
     jobs_wall = max(wall - workflow, wall / 10)
     results = Path(config["results_dir"])
     videos, frames = dataset_size(results)
-    jobs, startup, work = job_costs(stage.name, results, config["views"])
+    jobs, startup, work = job_costs(stage, results, config["views"])
     return StageResult(
         stage=stage.name,
         runs_on=runs_on(stage, config),

@@ -11,17 +11,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from cprcoach.bench import parse_size
 from cprcoach.classes import CORRECT
 from cprcoach.logs import setup_logging
 from cprcoach.pose.estimate import estimate_pose
 from cprcoach.pose.qc import track_pck
 from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.resize import ClipSpec, VideoSettings, resize_video
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, height = (int(v) for v in text.lower().split("x"))
-    return width, height
 
 
 def bench_clip(folder: Path, source: tuple[int, int], clip: tuple[int, int], seconds: float) -> tuple[Path, Path]:
@@ -66,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
     backends = args.backends or ["groundtruth", "mediapipe"] + (["alphapose"] if args.alphapose_repo else [])
     with tempfile.TemporaryDirectory(prefix="cprcoach-pose-bench-") as scratch:
         folder = Path(scratch)
-        clip, probe = bench_clip(folder, _size(args.size), _size(args.clip_size), args.seconds)
+        clip, probe = bench_clip(folder, parse_size(args.size), parse_size(args.clip_size), args.seconds)
         print(f"clip     synthetic E00, raw {args.size}, pose clip {args.clip_size}, {args.seconds:g} s at 25 fps")
         print(f"{'backend':<12} {'frames':>6} {'seconds':>8} {'frames/s':>9} {'PCK@0.2':>8}")
         for backend in backends:

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cprcoach.bench import parse_size
 from cprcoach.logs import setup_logging
 from cprcoach.synth.dataset import correct_recording, render_video
 from cprcoach.video.ffmpeg import ffmpeg_exe
@@ -35,7 +36,7 @@ def source_clip(folder: Path, width: int, height: int, seconds: float) -> Path:
 def clip_size(text: str) -> tuple[str, dict[str, int]]:
     """`NAME=WxH` as a video.clips entry."""
     name, _, size = text.partition("=")
-    width, height = (int(v) for v in size.lower().split("x"))
+    width, height = parse_size(size)
     return name, {"width": width, "height": height}
 
 
@@ -97,7 +98,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run(args: argparse.Namespace) -> None:
     setup_logging(args.verbose)
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = parse_size(args.size)
     with tempfile.TemporaryDirectory(prefix="cprcoach-bench-") as scratch:
         folder = args.workdir or Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ is how the tests check its arithmetic against the CPU path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -54,18 +53,6 @@ def turn(planes: torch.Tensor, rotation: int) -> torch.Tensor:
     return torch.rot90(planes, k=rotation // 90, dims=(-2, -1)) if rotation else planes
 
 
-@dataclass(frozen=True)
-class PlaneSize:
-    """A clip's size: its luma plane, and the half-size chroma planes of 4:2:0."""
-
-    width: int
-    height: int
-
-    @property
-    def frame_bytes(self) -> int:
-        return self.width * self.height * 3 // 2
-
-
 def nv12_planes(frames: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Split (B, H*3/2, W) NV12 frames into luma (B, H, W) and chroma (B, 2, H/2, W/2): U then V."""
     luma = frames[:, :height]
@@ -73,20 +60,28 @@ def nv12_planes(frames: torch.Tensor, width: int, height: int) -> tuple[torch.Te
     return luma, chroma
 
 
-def scale_nv12(frames: torch.Tensor, width: int, height: int, sizes: list[PlaneSize], rotation: int = 0) -> list[bytes]:
+def scale_nv12(
+    frames: torch.Tensor, width: int, height: int, sizes: list[tuple[int, int]], rotation: int = 0
+) -> list[bytes]:
     """Every clip's I420 bytes (Y, then U, then V, frame after frame) of a batch of NV12 frames.
 
     `width`, `height` are the coded size of the frames; `rotation` turns them first, as the CPU
-    path's autorotation does, so `sizes` are sizes as displayed. As on the CPU path, the source is
-    scaled once, to the largest clip, and the smaller clips are scaled from that.
+    path's autorotation does, so `sizes` (width, height) are sizes as displayed. As on the CPU
+    path, the source is scaled once, to the largest clip, and the smaller clips are scaled from that.
     """
     luma, chroma = (turn(plane, rotation) for plane in nv12_planes(frames, width, height))
+
+    def scaled(y: torch.Tensor, uv: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        w, h = size
+        return area_resize(y, h, w), area_resize(uv, h // 2, w // 2)
+
+    largest = max(sizes, key=lambda size: size[0] * size[1])
+    top = scaled(luma, chroma, largest)
     batch = frames.shape[0]
-    largest = max(sizes, key=lambda size: size.width * size.height)
-    planes = {}
-    for size in sorted(sizes, key=lambda size: size != largest):
-        y, uv = (luma, chroma) if size == largest else planes[largest]
-        planes[size] = area_resize(y, size.height, size.width), area_resize(uv, size.height // 2, size.width // 2)
     return [
-        torch.cat([plane.reshape(batch, -1) for plane in planes[size]], dim=1).cpu().numpy().tobytes() for size in sizes
+        torch.cat([plane.reshape(batch, -1) for plane in (top if size == largest else scaled(*top, size))], dim=1)
+        .cpu()
+        .numpy()
+        .tobytes()
+        for size in sizes
     ]

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from cprcoach.atomic import partial_path
 from cprcoach.errors import CprCoachError, VideoError
 from cprcoach.gpu import NVDEC, claim_cuda_device
-from cprcoach.video.area import PlaneSize, scale_nv12
+from cprcoach.video.area import scale_nv12
 from cprcoach.video.ffmpeg import ffmpeg_exe
 from cprcoach.video.probe import VideoInfo
 
@@ -226,7 +226,7 @@ def encode_clips(
     as ffmpeg's fps filter picks them on the CPU path. The batches may live on any device.
     """
     coded_w, coded_h = coded_size(info)
-    sizes = [PlaneSize(clip.width, clip.height) for clip in clips]
+    sizes = [(clip.width, clip.height) for clip in clips]
     wanted = resampled_indices(info.frames, info.fps, fps, frames)
     encoders: list[ClipEncoder] = []
     try:

@@ -173,8 +173,8 @@ def wait_for_ffmpeg(process: subprocess.Popen, source: Path, total: int) -> None
 
 def ffmpeg_pass(
     source: Path, clips: Sequence[ClipSpec], settings: VideoSettings, threads: int
-) -> tuple[VideoInfo, dict[str, str]]:
-    """Decode, scale and encode on the CPU; returns the probed source and what decoded it.
+) -> tuple[VideoInfo, list[str], dict[str, str]]:
+    """Decode, scale and encode on the CPU; returns the probed source, its warnings and what decoded it.
 
     ffmpeg starts first and the container is probed while it runs (probing a 4K file
     decodes a frame); a probe that fails stops ffmpeg and reports the probe's error.
@@ -184,31 +184,31 @@ def ffmpeg_pass(
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
             info = probe_video(source)
-            check_source(info, settings.source.width, settings.source.height, fps)
+            warnings = check_source(info, settings.source.width, settings.source.height, fps)
             wait_for_ffmpeg(process, source, expected_frames(info, fps))
         except BaseException:
             process.kill()
             raise
-    return info, {"name": "ffmpeg"}
+    return info, warnings, {"name": "ffmpeg"}
 
 
 def nvdec_pass(
     source: Path, clips: Sequence[ClipSpec], settings: VideoSettings, threads: int
-) -> tuple[VideoInfo, dict[str, str]]:
+) -> tuple[VideoInfo, list[str], dict[str, str]]:
     """Decode and scale on the GPU, encode on the CPU (cprcoach.video.nvdec); returns the probed
-    source and what decoded it."""
+    source, its warnings and what decoded it."""
     from cprcoach.video import nvdec  # torch loads for the GPU path only: a CPU job starts faster
 
     device = nvdec.claim_decoder(settings.nvdec.sessions_per_gpu)
     fps = settings.source.fps
     info = probe_video(source)
-    check_source(info, settings.source.width, settings.source.height, fps)
+    warnings = check_source(info, settings.source.width, settings.source.height, fps)
     nvdec.check_decodable(info)
     demuxer, decoder = nvdec.open_decoder(source, device)  # before the encoders start: its errors first
     batches = nvdec.nvdec_batches(source, demuxer, decoder, device, *nvdec.coded_size(info), settings.nvdec.batch)
     options = x264_options(settings.encoder, fps, threads)
     nvdec.encode_clips(batches, info, clips, fps, expected_frames(info, fps), options)
-    return info, {"name": "nvdec", "gpu": nvdec.device_name(device)}
+    return info, warnings, {"name": "nvdec", "gpu": nvdec.device_name(device)}
 
 
 def resize_video(
@@ -222,8 +222,7 @@ def resize_video(
     fps = settings.source.fps
     decode = nvdec_pass if settings.decoder == "nvdec" else ffmpeg_pass
     try:
-        info, decoder = decode(source, clips, settings, threads)
-        warnings = check_source(info, settings.source.width, settings.source.height, fps)
+        info, warnings, decoder = decode(source, clips, settings, threads)
         want = expected_frames(info, fps)
         for warning in warnings:
             log.warning("%s", warning)
